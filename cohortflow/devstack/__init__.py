@@ -1,0 +1,1 @@
+"""Local Kafka, PostgreSQL and Redis for development, tests and the demo (dev/services)."""
