@@ -1,0 +1,48 @@
+# cohortflow: the two commands that matter are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv services services-down status demo test test-unit lock clean bench bench-worker bench-rebuild bench-audit bench-api
+
+help: ## Show the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+venv: $(STAMP) ## Create the virtualenv with the locked dependencies.
+
+services: $(STAMP) ## Install (if missing) and start Kafka, PostgreSQL and Redis on loopback; idempotent.
+	dev/services up
+
+services-down: $(STAMP) ## Stop the services dev/services started.
+	dev/services down
+
+status: $(STAMP) ## Show the services with their versions.
+	dev/services status
+
+demo: services ## The main job on local services.
+	$(BIN)/cohortflow migrate
+	$(BIN)/cohortflow topics ensure
+	dev/services status
+
+test: services ## Every test, against the real services (started if needed).
+	$(BIN)/pytest -q
+
+test-unit: $(STAMP) ## Only the tests that need no service.
+	$(BIN)/pytest -q -m 'not integration'
+
+lock: ## Re-resolve constraints.txt from pyproject.toml in a scratch virtualenv.
+	rm -rf /tmp/cohortflow-lock && $(PYTHON) -m venv /tmp/cohortflow-lock
+	/tmp/cohortflow-lock/bin/pip install -q --upgrade pip
+	/tmp/cohortflow-lock/bin/pip install -q -e '.[test]'
+	/tmp/cohortflow-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean: ## Remove the virtualenv (not the services' data: see dev/services reset).
+	rm -rf $(VENV) *.egg-info
