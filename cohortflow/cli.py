@@ -1,0 +1,139 @@
+"""The `cohortflow` command line: every subcommand has --help.
+
+Subcommands import their machinery lazily, so `--help` and bad settings answer
+fast and a missing service only matters to the command that needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cohortflow.errors import CohortflowError
+from cohortflow.settings import Settings, load_settings
+
+console = Console(stderr=True)
+out = Console()
+
+
+class Context:
+    """Settings are loaded on first use, so a bad variable stops the command before any work."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+
+pass_context = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cohortflow")
+def cli() -> None:
+    """cohortflow: exactly-once analytics views folded from Kafka into PostgreSQL and Redis.
+
+    Settings come from COHORTFLOW_* environment variables; `cohortflow settings` shows them.
+    """
+
+
+@cli.command("settings")
+@pass_context
+def show_settings(ctx: Context) -> None:
+    """Validate the COHORTFLOW_* variables and print the effective settings (passwords masked)."""
+    table = Table("variable", "value")
+    for name, value in ctx.settings.redacted().items():
+        table.add_row(name, value)
+    out.print(table)
+
+
+@cli.group()
+def topics() -> None:
+    """Manage the contract's Kafka topics."""
+
+
+@topics.command("ensure")
+@click.option("--partitions", type=click.IntRange(1, 10_000), default=None,
+              help="Partitions for topics created now [default: COHORTFLOW_PARTITIONS].")
+@pass_context
+def topics_ensure(ctx: Context, partitions: int | None) -> None:
+    """Create the missing contract topics and check the existing ones (exit 4 on a mismatch)."""
+    from streams.topics import check, ensure_topics
+
+    states = asyncio.run(ensure_topics(ctx.settings, partitions))
+    table = Table("topic", "partitions", "state")
+    for state in states:
+        table.add_row(state.name, str(state.partitions), state.action)
+    out.print(table)
+    check(states)
+
+
+@topics.command("list")
+@pass_context
+def topics_list(ctx: Context) -> None:
+    """Show the contract topics and their partition counts on the broker."""
+    from streams.topics import admin_client, contract_topics, describe
+
+    async def run() -> dict[str, int]:
+        async with admin_client(ctx.settings) as admin:
+            return await describe(admin, contract_topics(ctx.settings))
+
+    counts = asyncio.run(run())
+    table = Table("topic", "partitions")
+    for name in contract_topics(ctx.settings):
+        table.add_row(name, str(counts.get(name, "missing")))
+    out.print(table)
+
+
+@cli.command()
+@pass_context
+def migrate(ctx: Context) -> None:
+    """Apply the database migrations to COHORTFLOW_POSTGRES_SCHEMA (idempotent, safe to run concurrently)."""
+    from views.migrate import migrate as apply
+
+    applied = apply(ctx.settings)
+    schema = ctx.settings.postgres_schema
+    if applied:
+        for m in applied:
+            out.print(f"applied {m.version:04d}_{m.name} to schema {schema}")
+    else:
+        out.print(f"schema {schema} is up to date")
+
+
+@cli.group()
+def schemas() -> None:
+    """The event contract as JSON Schema, for producers in other languages."""
+
+
+@schemas.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@pass_context
+def schemas_export(ctx: Context, directory: Path) -> None:
+    """Write one JSON Schema per event type (and index.json) into DIRECTORY."""
+    from schemas.jsonschema import export
+
+    written = export(directory, ctx.settings.contract)
+    out.print(f"wrote {len(written)} files to {directory}")
+
+
+def main() -> None:
+    """Console-script entry point: cohortflow errors become one clear line and an exit code."""
+    try:
+        cli(standalone_mode=True)
+    except CohortflowError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Create and check the contract's topics on the broker (`cohortflow topics ensure`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from cohortflow.errors import IntegrityError, ServiceUnavailable
+from cohortflow.settings import Settings
+from schemas.topics import Topic, topic_name
+
+
+@dataclass(frozen=True)
+class TopicState:
+    name: str
+    partitions: int | None  # None: the topic does not exist
+    action: str  # "created", "ok", or what is wrong
+
+
+@asynccontextmanager
+async def admin_client(settings: Settings, timeout_ms: int = 10_000) -> AsyncIterator[AIOKafkaAdminClient]:
+    """An admin client, or :class:`ServiceUnavailable` naming the broker address."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=timeout_ms)
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        await admin.close()
+        raise ServiceUnavailable(
+            f"Kafka did not answer at {settings.kafka_bootstrap} ({exc.__class__.__name__}): start it with "
+            "`make services` or set COHORTFLOW_KAFKA_BOOTSTRAP"
+        ) from exc
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+def contract_topics(settings: Settings) -> list[str]:
+    """Full names of every contract topic, deadletter included."""
+    return [topic_name(settings.topic_prefix, t) for t in Topic]
+
+
+async def describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partition counts of the topics among ``names`` that exist."""
+    existing = set(await admin.list_topics())
+    present = [n for n in names if n in existing]
+    if not present:
+        return {}
+    return {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(present)}
+
+
+async def ensure_topics(settings: Settings, partitions: int | None = None) -> list[TopicState]:
+    """Create missing contract topics with the configured partition count; check the existing ones.
+
+    An existing topic with fewer partitions than configured is reported, never
+    altered: adding partitions would move keys to other partitions and break
+    per-entity ordering, so that is an operator's decision.
+    """
+    wanted = partitions or settings.partitions
+    names = contract_topics(settings)
+    async with admin_client(settings) as admin:
+        counts = await describe(admin, names)
+        missing = [n for n in names if n not in counts]
+        if missing:
+            try:
+                await admin.create_topics([NewTopic(n, wanted, 1) for n in missing])
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another process: fine, described below
+            counts = await describe(admin, names)
+    states = []
+    for name in names:
+        count = counts.get(name)
+        if count is None:
+            raise ServiceUnavailable(f"topic {name} was not created by the broker at {settings.kafka_bootstrap}")
+        if name in missing:
+            action = "created"
+        elif count != wanted:
+            action = f"has {count} partitions, settings say {wanted} (not changed)"
+        else:
+            action = "ok"
+        states.append(TopicState(name, count, action))
+    return states
+
+
+def check(states: list[TopicState]) -> None:
+    """Raise :class:`IntegrityError` when a topic disagrees with the settings."""
+    bad = [s for s in states if s.action not in ("created", "ok")]
+    if bad:
+        raise IntegrityError(
+            "topics disagree with COHORTFLOW_PARTITIONS: "
+            + "; ".join(f"{s.name} {s.action}" for s in bad)
+        )
+
+
+async def delete_topics(settings: Settings, names: list[str]) -> None:
+    """Delete topics that exist among ``names`` (tests and `rebuild` scratch topics)."""
+    async with admin_client(settings) as admin:
+        present = set(await admin.list_topics()) & set(names)
+        if present:
+            await admin.delete_topics(sorted(present))
