@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -64,19 +66,22 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
     names = contract_topics(settings)
     async with admin_client(settings) as admin:
         counts = await describe(admin, names)
+        created: set[str] = set()
         missing = [n for n in names if n not in counts]
         if missing:
-            try:
-                await admin.create_topics([NewTopic(n, wanted, 1) for n in missing])
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another process: fine, described below
-            counts = await describe(admin, names)
+            response = await admin.create_topics([NewTopic(n, wanted, 1) for n in missing])
+            for name, code, message in response.topic_errors:
+                if code == 0:
+                    created.add(name)
+                elif code != TopicAlreadyExistsError.errno:  # made meanwhile by someone else: checked below
+                    raise IntegrityError(f"the broker refused to create topic {name}: {message} (error {code})")
+            counts = await _wait_for_metadata(admin, names, settings)
     states = []
     for name in names:
         count = counts.get(name)
         if count is None:
             raise ServiceUnavailable(f"topic {name} was not created by the broker at {settings.kafka_bootstrap}")
-        if name in missing:
+        if name in created:
             action = "created"
         elif count != wanted:
             action = f"has {count} partitions, settings say {wanted} (not changed)"
@@ -84,6 +89,17 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
             action = "ok"
         states.append(TopicState(name, count, action))
     return states
+
+
+async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: list[str], settings: Settings,
+                             timeout: float = 30.0) -> dict[str, int]:
+    """Partition counts once every topic shows in the metadata (creation completes asynchronously)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        counts = await describe(admin, names)
+        if len(counts) == len(names) or asyncio.get_running_loop().time() > deadline:
+            return counts
+        await asyncio.sleep(0.1)
 
 
 def check(states: list[TopicState]) -> None:
