@@ -35,3 +35,17 @@ def test_bad_setting_stops_the_command_naming_the_variable(monkeypatch: pytest.M
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "COHORTFLOW_PARTITIONS" in err and "an integer between 1 and 10000" in err
+
+
+def test_schemas_export_writes_one_schema_per_type(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from schemas import EVENT_TYPES
+
+    monkeypatch.setenv("COHORTFLOW_PILLARS", "clt,sri")
+    result = CliRunner().invoke(cli, ["schemas", "export", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert files == {f"{t}.schema.json" for t in EVENT_TYPES} | {"index.json"}
+    submitted = json.loads((tmp_path / "out" / "submission.submitted.schema.json").read_text())
+    assert "clt" in json.dumps(submitted) and "iipc" not in json.dumps(submitted)
