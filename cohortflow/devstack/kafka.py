@@ -67,8 +67,11 @@ class Kafka:
         stamp.write_text(digest)
 
     def version(self) -> str | None:
-        """The broker version of the jars we run (an external broker does not advertise one)."""
-        for jar in sorted(self.libs.glob("kafka_2.13-*.jar")):
+        """The broker version: of our jars, else of a local ``kafka.Kafka`` process (a remote broker does not say)."""
+        jars = list(self.libs.glob("kafka_2.13-*.jar"))
+        if not jars and self.address.is_loopback:
+            jars = _jars_of_local_brokers()
+        for jar in sorted(jars):
             match = re.search(r"kafka_2\.13-([\d.]+)\.jar$", jar.name)
             if match:
                 return f"Apache Kafka {match.group(1)} (KRaft)"
@@ -152,3 +155,19 @@ class Kafka:
 
     def stop(self) -> bool:
         return terminate(self.pidfile, "kafka", timeout=60)
+
+
+def _jars_of_local_brokers() -> list[Path]:
+    """Kafka jars on the classpath of ``kafka.Kafka`` processes on this machine (another checkout's stack)."""
+    jars: list[Path] = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"kafka.Kafka" not in argv or b"-cp" not in argv:
+            continue
+        classpath = argv[argv.index(b"-cp") + 1].decode(errors="replace")
+        for entry in classpath.split(":"):
+            jars += Path(entry).parent.glob("kafka_2.13-*.jar") if entry.endswith("*") else [Path(entry)]
+    return jars
