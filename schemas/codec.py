@@ -78,7 +78,8 @@ class Reason(StrEnum):
     MISSING_FIELD = "missing_field"
     """A required field (``type``, ``schema_version``, ``data`` or a data field) is absent."""
     INVALID_FIELD = "invalid_field"
-    """A field has the wrong JSON type (``"2"`` for an integer, 5 for a string) or is an empty id."""
+    """A field has the wrong JSON type (``"2"`` for an integer, 5 for a string), is an empty id, or holds U+0000
+    (PostgreSQL cannot store it; checked last)."""
     BAD_ATTEMPT = "bad_attempt"
     """``data.attempt`` is an integer below 1."""
     BAD_DECISION = "bad_decision"
@@ -209,6 +210,12 @@ def decode(
         return Rejection(
             Reason.KEY_MISMATCH, f"key: expected data.{cls.KEY_FIELD} {_show(event.key)} in UTF-8, got {got}", "key"
         )
+    if b"\\u0000" in value:  # JSON can only spell U+0000 this way: cheap to rule out
+        path = _nul_path(event)
+        if path is not None:
+            return Rejection(
+                Reason.INVALID_FIELD, f"{path}: contains U+0000, which PostgreSQL cannot store; remove it", path
+            )
     return event  # type: ignore[return-value]
 
 
@@ -287,6 +294,29 @@ def _data_rejection(event_type: str, error: Any) -> Rejection:
     else:
         expected = _EXPECTED.get(kind, "another value")
     return Rejection(reason or Reason.INVALID_FIELD, f"{path}: expected {expected}, got {_show(got)}", path)
+
+
+def _nul_path(event: EventBase) -> str | None:
+    """The dotted path of the first kept string holding U+0000, if any (cohortflow's one extra rule)."""
+
+    def walk(value: object, path: str) -> str | None:
+        if isinstance(value, str):
+            return path if "\x00" in value else None
+        if isinstance(value, dict):
+            for k, v in value.items():
+                found = walk(k, path) or walk(v, f"{path}.{k}")
+                if found:
+                    return found
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                found = walk(v, f"{path}[{i}]")
+                if found:
+                    return found
+        return None
+
+    return walk(event.event_id, "event_id") or walk(event.source, "source") or walk(
+        event.data.model_dump(), "data"  # type: ignore[attr-defined]
+    )
 
 
 def _utf8(key: bytes | None) -> str | None:

@@ -29,6 +29,9 @@ from schemas import (
     topic_name,
 )
 
+# Valid events never hold U+0000: PostgreSQL cannot store it, so decode refuses it (invalid_field).
+TEXT = st.characters(codec="utf-8", exclude_characters="\x00")
+
 EARLIEST = datetime(1970, 1, 1)
 LATEST = datetime(2100, 1, 1)
 
@@ -38,13 +41,13 @@ def ids(prefix: str) -> st.SearchStrategy[str]:
     return st.one_of(
         st.integers(0, 99_999).map(lambda n: f"{prefix}-{n:05d}"),
         st.uuids().map(str),
-        st.text(min_size=1, max_size=24),
+        st.text(TEXT, min_size=1, max_size=24),
     )
 
 
 def event_ids() -> st.SearchStrategy[str]:
     """Valid event ids: UUIDs mostly, any 1-128 characters sometimes."""
-    return st.one_of(st.uuids().map(str), st.text(min_size=1, max_size=128))
+    return st.one_of(st.uuids().map(str), st.text(TEXT, min_size=1, max_size=128))
 
 
 def moments(earliest: datetime = EARLIEST, latest: datetime = LATEST) -> st.SearchStrategy[datetime]:
@@ -54,7 +57,7 @@ def moments(earliest: datetime = EARLIEST, latest: datetime = LATEST) -> st.Sear
 
 def labels() -> st.SearchStrategy[str]:
     """Free strings such as campus, floor, kind or action names."""
-    return st.one_of(st.sampled_from(["north", "south", "F1", "F2", "3", "review", "login"]), st.text(max_size=20))
+    return st.one_of(st.sampled_from(["north", "south", "F1", "F2", "3", "review", "login"]), st.text(TEXT, max_size=20))
 
 
 def json_values() -> st.SearchStrategy[Any]:
@@ -64,11 +67,11 @@ def json_values() -> st.SearchStrategy[Any]:
         st.booleans(),
         st.integers(-(2**63), 2**63 - 1),
         st.floats(allow_nan=False, allow_infinity=False),
-        st.text(max_size=12),
+        st.text(TEXT, max_size=12),
     )
     return st.recursive(
         scalars,
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(TEXT, max_size=8), inner, max_size=3),
         max_leaves=8,
     )
 
@@ -108,7 +111,7 @@ def event_data(event_type: str, contract: Contract = DEFAULT_CONTRACT) -> st.Sea
             "action": labels(),
             "entity_type": labels(),
             "entity_id": ids("ent"),
-            "metadata": st.none() | st.dictionaries(st.text(max_size=10), json_values(), max_size=4),
+            "metadata": st.none() | st.dictionaries(st.text(TEXT, max_size=10), json_values(), max_size=4),
         },
         "notification.created": {"notification_id": ids("ntf"), "user_id": ids("usr"), "kind": labels()},
         "notification.read": {"notification_id": ids("ntf"), "user_id": ids("usr")},
@@ -129,7 +132,7 @@ def events_of_type(
         ),
         event_ids(),
         at if at is not None else moments(),
-        st.none() | st.sampled_from(["cohort-app", "admin-console"]) | st.text(max_size=16),
+        st.none() | st.sampled_from(["cohort-app", "admin-console"]) | st.text(TEXT, max_size=16),
         event_data(event_type, contract),
     )
 

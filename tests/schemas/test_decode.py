@@ -452,3 +452,25 @@ def test_models_accept_any_offset_and_keep_utc() -> None:
     at = datetime(2026, 11, 23, 12, 15, 30, tzinfo=UTC) + timedelta(0)
     event = SubmissionSubmitted(event_id="e", occurred_at=at.astimezone(), data=DATA["submission.submitted"])
     assert event.occurred_at.tzinfo is UTC and event.occurred_at == at
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"user_id": "u\x001", "role": "student"}, "data.user_id"),
+        ({"user_id": "u1", "role": "student", "ignored": "x\x00"}, None),
+    ],
+)
+def test_a_kept_string_holding_nul_is_refused_naming_the_field(data: dict, field: str | None) -> None:
+    import orjson
+
+    from schemas import Reason, Rejection, decode
+
+    value = orjson.dumps({"event_id": "e1", "type": "login.succeeded", "schema_version": 1,
+                          "occurred_at": "2026-11-23T10:00:00Z", "data": data})
+    result = decode("cohort.logins", data["user_id"].encode(), value)
+    if field is None:  # an unknown extra field is dropped, so its NUL harms nothing
+        assert not isinstance(result, Rejection)
+    else:
+        assert result == Rejection(Reason.INVALID_FIELD, result.detail, field)
+        assert "U+0000" in result.detail
