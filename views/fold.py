@@ -1,0 +1,294 @@
+"""The fold: a batch of events -> the change it makes to the views. Pure.
+
+For each entity a batch touches, the fold applies the entity's events to its
+state (idempotent, order-insensitive merges), recomputes the entity's
+contribution and emits only ``after - before``. Duplicates, interleavings of
+topics and partitions and late events therefore cannot change the result.
+The few monotone parts (which rows exist, ``as_of``, counted events) are
+emitted as such.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Union
+
+from schemas.events import (
+    AuditRecorded,
+    EventBase,
+    LoginFailed,
+    LoginSucceeded,
+    MentorJoined,
+    MentorLeft,
+    MentorTransferred,
+    NotificationCreated,
+    NotificationRead,
+    NotificationReadAll,
+    ReviewCompleted,
+    StudentAssigned,
+    StudentEnrolled,
+    StudentTransferred,
+    StudentWithdrawn,
+    SubmissionSubmitted,
+)
+from views.clock import US_PER_DAY, day_of, micros
+from views.contributions import (
+    EMPTY,
+    GLOBAL,
+    Contribution,
+    Counts,
+    Row,
+    _add,
+    diff,
+    inbox_contribution,
+    logins_contribution,
+    mentor_contribution,
+    student_contribution,
+)
+from views.entities import Actor, Inbox, Logins, Mentor, Notification, Review, Student
+
+Entity = Union[Student, Mentor, Logins, Inbox, Actor]
+EntityKey = tuple[str, str]  # (kind, id); kinds: s student, m mentor, l logins, n inbox, a actor
+
+STUDENT, MENTOR, LOGINS, INBOX, ACTOR = "s", "m", "l", "n", "a"
+_KINDS: dict[str, type] = {STUDENT: Student, MENTOR: Mentor, LOGINS: Logins, INBOX: Inbox, ACTOR: Actor}
+
+_KIND_OF_TYPE = {
+    "student.enrolled": STUDENT,
+    "student.transferred": STUDENT,
+    "student.withdrawn": STUDENT,
+    "student.assigned": STUDENT,
+    "submission.submitted": STUDENT,
+    "review.completed": STUDENT,
+    "mentor.joined": MENTOR,
+    "mentor.transferred": MENTOR,
+    "mentor.left": MENTOR,
+    "login.succeeded": LOGINS,
+    "login.failed": LOGINS,
+    "notification.created": INBOX,
+    "notification.read": INBOX,
+    "notification.read_all": INBOX,
+    "audit.recorded": ACTOR,
+}
+
+
+def entity_key(event: EventBase) -> EntityKey:
+    """The entity an event belongs to: its kind and its record key."""
+    return (_KIND_OF_TYPE[event.type], event.key)  # type: ignore[attr-defined]
+
+
+def new_entity(key: EntityKey) -> Entity:
+    return _KINDS[key[0]](key[1])
+
+
+@dataclass(frozen=True)
+class FoldConfig:
+    pillars: tuple[str, ...] = ("clt", "sri", "cfc", "iipc", "scd")
+    dedup_horizon_days: int = 35
+
+    @property
+    def horizon_us(self) -> int:
+        return self.dedup_horizon_days * US_PER_DAY
+
+
+@dataclass
+class Effect:
+    """What one batch changes; the sink writes it, with the offsets, in one transaction."""
+
+    deltas: Counts = field(default_factory=dict)  # row -> field -> additive change
+    named: set[Row] = field(default_factory=set)  # rows that must exist from now on
+    as_of: dict[Row, int] = field(default_factory=dict)  # row -> instant to fold in with max()
+    mentor_self: dict[str, tuple[str | None, str | None, bool]] = field(default_factory=dict)
+    activity: dict[tuple[str, str], int | None] = field(default_factory=dict)  # (mentor, contributor) -> ts|None
+    unread: dict[str, int] = field(default_factory=dict)  # user_id -> unread count, absolute
+    changed: set[EntityKey] = field(default_factory=set)  # entities whose state must be written
+    audit: list[AuditRecorded] = field(default_factory=list)  # accepted audit events, first sighting
+
+    def bump(self, row: Row, ts: int) -> None:
+        if ts > self.as_of.get(row, -1 << 62):
+            self.as_of[row] = ts
+
+
+class State:
+    """Entities in memory and the contribution each currently makes (the fold's working set)."""
+
+    def __init__(self) -> None:
+        self.entities: dict[EntityKey, Entity] = {}
+        self.contributions: dict[EntityKey, Contribution] = {}
+
+    def get(self, key: EntityKey) -> Entity:
+        entity = self.entities.get(key)
+        if entity is None:
+            entity = self.entities[key] = new_entity(key)
+        return entity
+
+    def contribution(self, key: EntityKey, entity: Entity) -> Contribution:
+        known = self.contributions.get(key)
+        if known is None:
+            known = self.contributions[key] = contribution_of(entity)
+        return known
+
+
+def contribution_of(entity: Entity) -> Contribution:
+    if isinstance(entity, Student):
+        return student_contribution(entity)
+    if isinstance(entity, Mentor):
+        return mentor_contribution(entity)
+    if isinstance(entity, Logins):
+        return logins_contribution(entity)
+    if isinstance(entity, Inbox):
+        return inbox_contribution(entity)
+    return EMPTY
+
+
+class Fold:
+    """Folds batches of decoded events into :class:`Effect`s, keeping entity state in a :class:`State`."""
+
+    def __init__(self, config: FoldConfig | None = None) -> None:
+        self.config = config or FoldConfig()
+
+    def apply(self, events: Iterable[EventBase], state: State) -> Effect:
+        effect = Effect()
+        by_entity: dict[EntityKey, list[tuple[int, EventBase]]] = defaultdict(list)
+        for event in events:
+            ts = micros(event.occurred_at)
+            by_entity[entity_key(event)].append((ts, event))
+            day_row = ("D", day_of(ts))
+            effect.named.add(day_row)
+            effect.bump(day_row, ts)
+            effect.bump(GLOBAL, ts)
+        for key, items in by_entity.items():
+            self._apply_entity(key, items, state, effect)
+        return effect
+
+    def _apply_entity(self, key: EntityKey, items: Sequence[tuple[int, EventBase]], state: State,
+                      effect: Effect) -> None:
+        entity = state.get(key)
+        before = state.contribution(key, entity)
+        apply = _APPLY[key[0]]
+        changed = False
+        for ts, event in items:
+            changed |= apply(self, entity, ts, event, effect)
+        if not changed:
+            return
+        effect.changed.add(key)
+        after = contribution_of(entity)
+        state.contributions[key] = after
+        diff(before.counts, after.counts, effect.deltas)
+        contributor = f"{key[0]}:{key[1]}"
+        for mentor_id in before.activity.keys() | after.activity.keys():
+            old, new = before.activity.get(mentor_id), after.activity.get(mentor_id)
+            if old != new:
+                effect.activity[(mentor_id, contributor)] = new
+        if after.mentor_self is not None and after.mentor_self != before.mentor_self:
+            effect.mentor_self[key[1]] = after.mentor_self
+        if after.unread is not None and after.unread != (before.unread or 0):
+            effect.unread[key[1]] = after.unread
+        for row in _attached(entity):
+            effect.bump(row, entity.max_ts)  # type: ignore[union-attr]
+
+    # --- per kind: apply one event, return whether the state changed ----------------------
+    def _student(self, s: Student, ts: int, event: EventBase, effect: Effect) -> bool:
+        changed = ts > s.max_ts
+        s.max_ts = max(s.max_ts, ts)
+        eid = event.event_id
+        if isinstance(event, SubmissionSubmitted):
+            d = event.data
+            return s.apply_submitted(ts, eid, d.submission_id, d.pillar, d.attempt) | changed
+        if isinstance(event, ReviewCompleted):
+            d = event.data
+            effect.named.add(("M", d.mentor_id))
+            review = Review(ts, eid, d.submission_id, d.attempt, d.mentor_id, d.decision == "approved")
+            return s.apply_review(d.review_id, review) | changed
+        if isinstance(event, StudentEnrolled):
+            effect.named.add(("F", event.data.campus, event.data.floor))
+            return s.apply_status(ts, eid, True) | s.apply_floor(ts, eid, event.data.campus, event.data.floor) | changed
+        if isinstance(event, StudentTransferred):
+            effect.named.add(("F", event.data.campus, event.data.floor))
+            return s.apply_floor(ts, eid, event.data.campus, event.data.floor) | changed
+        if isinstance(event, StudentWithdrawn):
+            return s.apply_status(ts, eid, False) | changed
+        if isinstance(event, StudentAssigned):
+            if event.data.mentor_id is not None:
+                effect.named.add(("M", event.data.mentor_id))
+            return s.apply_mentor(ts, eid, event.data.mentor_id) | changed
+        raise TypeError(f"not a student event: {event.type}")
+
+    def _mentor(self, m: Mentor, ts: int, event: EventBase, effect: Effect) -> bool:
+        changed = ts > m.max_ts
+        m.max_ts = max(m.max_ts, ts)
+        effect.named.add(("M", m.id))
+        eid = event.event_id
+        if isinstance(event, MentorJoined):
+            effect.named.add(("F", event.data.campus, event.data.floor))
+            return m.apply_status(ts, eid, True) | m.apply_floor(ts, eid, event.data.campus, event.data.floor) | changed
+        if isinstance(event, MentorTransferred):
+            effect.named.add(("F", event.data.campus, event.data.floor))
+            return m.apply_floor(ts, eid, event.data.campus, event.data.floor) | changed
+        if isinstance(event, MentorLeft):
+            return m.apply_status(ts, eid, False) | changed
+        raise TypeError(f"not a mentor event: {event.type}")
+
+    def _logins(self, person: Logins, ts: int, event: EventBase, effect: Effect) -> bool:
+        if not person.counted.first_time(event.event_id, ts, self.config.horizon_us):
+            return False
+        person.max_ts = max(person.max_ts, ts)
+        if isinstance(event, LoginSucceeded):
+            _add(effect.deltas, ("D", day_of(ts)), "logins", 1)
+            person.days.add(day_of(ts))
+            if person.last_login is None or ts > person.last_login:
+                person.last_login = ts
+        elif isinstance(event, LoginFailed):
+            _add(effect.deltas, ("D", day_of(ts)), "failed_logins", 1)
+        else:
+            raise TypeError(f"not a login event: {event.type}")
+        return True
+
+    def _inbox(self, inbox: Inbox, ts: int, event: EventBase, effect: Effect) -> bool:
+        if isinstance(event, NotificationReadAll):
+            if inbox.read_all is not None and inbox.read_all >= ts:
+                return False
+            inbox.read_all = ts
+        else:
+            nid = event.data.notification_id  # type: ignore[attr-defined]
+            note = inbox.notifications.get(nid)
+            if note is None:
+                note = inbox.notifications[nid] = Notification()
+            if isinstance(event, NotificationCreated):
+                if event.event_id in note.created:
+                    return False
+                note.created[event.event_id] = ts
+                _add(effect.deltas, ("D", day_of(ts)), "notifications_created", 1)
+            elif isinstance(event, NotificationRead):
+                if note.read:
+                    return False
+                note.read = True
+            else:
+                raise TypeError(f"not a notification event: {event.type}")
+        inbox.recount()
+        return True
+
+    def _actor(self, actor: Actor, ts: int, event: EventBase, effect: Effect) -> bool:
+        if not isinstance(event, AuditRecorded):
+            raise TypeError(f"not an audit event: {event.type}")
+        if not actor.counted.first_time(event.event_id, ts, self.config.horizon_us):
+            return False
+        _add(effect.deltas, ("D", day_of(ts)), "audit_events", 1)
+        effect.audit.append(event)
+        return True
+
+
+_APPLY = {STUDENT: Fold._student, MENTOR: Fold._mentor, LOGINS: Fold._logins, INBOX: Fold._inbox, ACTOR: Fold._actor}
+
+
+def _attached(entity: Entity) -> list[Row]:
+    """The floor and mentor rows a person is attached to (see docs/semantics.md, as_of)."""
+    if isinstance(entity, Student):
+        return [("F", *f) for f in entity.floors_named] + [("M", m) for m in entity.mentors_named]
+    if isinstance(entity, Mentor):
+        return [("F", *f) for f in entity.floors_named] + [("M", entity.id)]
+    if isinstance(entity, Logins) and entity.last_login is not None:
+        return [("M", entity.id)]
+    return []
