@@ -1,0 +1,413 @@
+"""The PostgreSQL side of the worker: load state and offsets, and commit one batch in one transaction.
+
+Commit order, fixed so that concurrent workers lock rows in one global order
+and never deadlock: shard fences, offsets, entity states, floors, floor
+pillars, mentors, mentor activity, days, global, badges. Within a table rows
+are locked in key order. Every statement sends arrays (``unnest``), so a
+batch costs a constant number of round trips, pipelined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from cohortflow.errors import IntegrityError, OperationalError
+from cohortflow.settings import Settings
+from views.postgres import convert
+from views import state_codec
+from views.clock import day_date, instant
+from views.contributions import DAY_FIELDS, FLOOR_FIELDS, GLOBAL_FIELDS, MENTOR_FIELDS, Row
+from views.fold import Effect, Entity, EntityKey
+
+TopicPartition = tuple[str, int]
+
+_PILLAR = "pillar:"
+
+
+class FenceConflict(OperationalError):
+    """Another worker committed to a shard or partition since this worker loaded it: reload and redo."""
+
+
+@dataclass(frozen=True, slots=True)
+class BadgeUpdate:
+    user_id: str
+    unread: int
+    pending_reviews: int | None
+    rev: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What a batch commits besides its Effect."""
+
+    entities: Mapping[EntityKey, tuple[int, Entity]]  # key -> (shard, entity) to write
+    fences: Mapping[int, int]  # shard -> version this worker loaded (0: none yet)
+    offsets: Mapping[TopicPartition, tuple[int | None, int]]  # tp -> (next offset loaded, new next offset)
+
+
+def pool(settings: Settings, max_size: int = 4) -> AsyncConnectionPool:
+    """A pool on the views' schema; connections broken by a PostgreSQL restart are replaced on checkout."""
+    return AsyncConnectionPool(
+        settings.postgres_url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"options": f"-c search_path={settings.postgres_schema}"},
+        check=AsyncConnectionPool.check_connection,
+        open=False,
+        name="cohortflow-views",
+    )
+
+
+class PostgresViews:
+    """Reads and writes the views' schema; psycopg errors come out as cohortflow errors."""
+
+    def __init__(self, connections: AsyncConnectionPool) -> None:
+        self.connections = connections
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        try:
+            async with self.connections.connection(timeout=10) as conn:
+                yield conn
+        except FenceConflict:
+            raise
+        except psycopg.errors.DeadlockDetected as exc:
+            raise FenceConflict(f"deadlock with another worker, batch will be redone: {exc}") from exc
+        except psycopg.errors.SerializationFailure as exc:
+            raise FenceConflict(f"serialization failure, batch will be redone: {exc}") from exc
+        except psycopg.Error as exc:
+            raise convert(exc) from exc
+        except TimeoutError as exc:  # the pool found no working connection in time
+            raise OperationalError(f"no PostgreSQL connection within 10 s: {exc}") from exc
+
+    # --- reads -------------------------------------------------------------------------
+    async def offsets(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The next offset to consume of each of ``tps`` that has one stored."""
+        tps = list(tps)
+        if not tps:
+            return {}
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT topic, partition, next_offset FROM consumer_offsets o"
+                " JOIN unnest(%s::text[], %s::int[]) u(t, p) ON o.topic = u.t AND o.partition = u.p",
+                [[t for t, _ in tps], [p for _, p in tps]],
+            )
+            return {(t, p): n for t, p, n in await cur.fetchall()}
+
+    async def fences(self, shards: Iterable[int]) -> dict[int, int]:
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT shard, version FROM shard_fences WHERE shard = ANY(%s)",
+                                          [list(shards)])
+            return dict(await cur.fetchall())
+
+    async def entities(self, keys: Iterable[EntityKey]) -> dict[EntityKey, Entity]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT e.kind, e.id, e.body FROM entity_state e"
+                " JOIN unnest(%s::\"char\"[], %s::text[]) u(k, i) ON e.kind = u.k AND e.id = u.i",
+                [[k for k, _ in keys], [i for _, i in keys]],
+            )
+            return {(k, i): state_codec.decode(k, i, body) for k, i, body in await cur.fetchall()}
+
+    async def badges(self, after: str = "", limit: int = 5000) -> list[BadgeUpdate]:
+        """Badges in user_id order from ``after`` on: the source Redis is restored from."""
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT user_id, unread, pending_reviews, rev FROM badges WHERE user_id > %s ORDER BY user_id LIMIT %s",
+                [after, limit],
+            )
+            return [BadgeUpdate(*row) for row in await cur.fetchall()]
+
+    async def ensure_config(self, pillars: tuple[str, ...], low_below: int, overloaded_above: int) -> None:
+        """Record the configuration the views are built with; refuse other pillars than the stored ones."""
+        async with self._connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT pillars FROM view_config FOR UPDATE")
+            row = await cur.fetchone()
+            if row is not None and tuple(row[0]) != tuple(pillars):
+                raise IntegrityError(
+                    f"COHORTFLOW_PILLARS is {','.join(pillars)} but the views in this schema were built with "
+                    f"{','.join(row[0])}: restore the setting, or rebuild the views into a new schema"
+                )
+            await conn.execute(
+                "INSERT INTO view_config (pillars, workload_low_below, workload_overloaded_above)"
+                " VALUES (%s, %s, %s) ON CONFLICT (singleton) DO UPDATE"
+                " SET workload_low_below = EXCLUDED.workload_low_below,"
+                " workload_overloaded_above = EXCLUDED.workload_overloaded_above",
+                [list(pillars), low_below, overloaded_above],
+            )
+
+    # --- the batch transaction ------------------------------------------------------------
+    async def commit(self, effect: Effect, commit: Commit, now: datetime | None = None) -> list[BadgeUpdate]:
+        """Write state, views and offsets of one batch atomically; return the badges that changed.
+
+        Raises :class:`FenceConflict` (nothing written) when another worker moved
+        a shard or an offset this batch depends on.
+        """
+        async with self._connection() as conn, conn.transaction(), conn.pipeline():
+            await self._fences(conn, commit.fences)
+            await self._offsets(conn, commit.offsets)
+            await self._entities(conn, commit.entities)
+            await self._floors(conn, effect)
+            mentors = await self._mentors(conn, effect)
+            await self._activity(conn, effect)
+            await self._days(conn, effect)
+            await self._global(conn, effect)
+            return await self._badges(conn, effect, mentors)
+
+    async def _fences(self, conn: psycopg.AsyncConnection, fences: Mapping[int, int]) -> None:
+        if not fences:
+            return
+        shards = sorted(fences)
+        cur = await conn.execute(
+            "INSERT INTO shard_fences AS f (shard, version) SELECT * FROM unnest(%s::int[], %s::bigint[])"
+            " ON CONFLICT (shard) DO UPDATE SET version = EXCLUDED.version WHERE f.version = EXCLUDED.version - 1"
+            " RETURNING shard",
+            [shards, [fences[s] + 1 for s in shards]],
+        )
+        moved = set(shards) - {r[0] for r in await cur.fetchall()}
+        if moved:
+            raise FenceConflict(f"shards {sorted(moved)} were written by another worker since they were loaded")
+
+    async def _offsets(self, conn: psycopg.AsyncConnection, offsets: Mapping[TopicPartition, tuple[int | None, int]]) -> None:
+        known = sorted((tp, old, new) for tp, (old, new) in offsets.items() if old is not None)
+        fresh = sorted((tp, new) for tp, (old, new) in offsets.items() if old is None)
+        done: set[TopicPartition] = set()
+        if known:
+            cur = await conn.execute(
+                "UPDATE consumer_offsets o SET next_offset = u.n, updated_at = now()"
+                " FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[]) u(t, p, old, n)"
+                " WHERE o.topic = u.t AND o.partition = u.p AND o.next_offset = u.old RETURNING o.topic, o.partition",
+                [[tp[0] for tp, _, _ in known], [tp[1] for tp, _, _ in known], [o for _, o, _ in known],
+                 [n for _, _, n in known]],
+            )
+            done |= {(t, p) for t, p in await cur.fetchall()}
+        if fresh:
+            cur = await conn.execute(
+                "INSERT INTO consumer_offsets (topic, partition, next_offset)"
+                " SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[]) ON CONFLICT DO NOTHING"
+                " RETURNING topic, partition",
+                [[tp[0] for tp, _ in fresh], [tp[1] for tp, _ in fresh], [n for _, n in fresh]],
+            )
+            done |= {(t, p) for t, p in await cur.fetchall()}
+        moved = set(offsets) - done
+        if moved:
+            raise FenceConflict(f"offsets of {sorted(moved)} were committed by another worker meanwhile")
+
+    async def _entities(self, conn: psycopg.AsyncConnection, entities: Mapping[EntityKey, tuple[int, Entity]]) -> None:
+        if not entities:
+            return
+        keys = sorted(entities)
+        await conn.execute(
+            "INSERT INTO entity_state (kind, id, shard, body)"
+            " SELECT * FROM unnest(%s::\"char\"[], %s::text[], %s::int[], %s::bytea[])"
+            " ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body, shard = EXCLUDED.shard",
+            [[k for k, _ in keys], [i for _, i in keys], [entities[k][0] for k in keys],
+             [state_codec.encode(entities[k][1]) for k in keys]],
+        )
+
+    async def _floors(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
+        rows = _rows_of(effect, "F")
+        if not rows:
+            return
+        named = sorted(r for r in rows if r in effect.named)
+        if named:
+            await conn.execute(
+                "INSERT INTO floor_counts (campus, floor) SELECT * FROM unnest(%s::text[], %s::text[])"
+                " ON CONFLICT DO NOTHING",
+                [[r[1] for r in named], [r[2] for r in named]],
+            )
+        campus, floor = [r[1] for r in rows], [r[2] for r in rows]
+        await conn.execute(
+            "SELECT 1 FROM floor_counts f JOIN unnest(%s::text[], %s::text[]) u(c, f)"
+            " ON f.campus = u.c AND f.floor = u.f ORDER BY f.campus, f.floor FOR UPDATE OF f",
+            [campus, floor],
+        )
+        columns = [[effect.deltas.get(r, {}).get(name, 0) for r in rows] for name in FLOOR_FIELDS]
+        await conn.execute(
+            sql.SQL(
+                "UPDATE floor_counts f SET {sets}, as_of = greatest(f.as_of, d.as_of),"
+                " updated_at = CASE WHEN d.changed OR d.as_of > coalesce(f.as_of, '-infinity') THEN now()"
+                " ELSE f.updated_at END"
+                " FROM unnest(%s::text[], %s::text[], {arrays}, %s::timestamptz[], %s::bool[])"
+                " AS d(campus, floor, {names}, as_of, changed)"
+                " WHERE f.campus = d.campus AND f.floor = d.floor"
+            ).format(**_additive(FLOOR_FIELDS, "f")),
+            [campus, floor, *columns, _as_of(effect, rows), _changed(effect, rows)],
+        )
+        pillars = sorted(
+            (r[1], r[2], name[len(_PILLAR):], delta)
+            for r in rows for name, delta in effect.deltas.get(r, {}).items() if name.startswith(_PILLAR)
+        )
+        if pillars:
+            await conn.execute(
+                "INSERT INTO floor_pillar_counts AS p (campus, floor, pillar, completed)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[])"
+                " ON CONFLICT (campus, floor, pillar) DO UPDATE SET completed = p.completed + EXCLUDED.completed",
+                [list(col) for col in zip(*pillars)],
+            )
+
+    async def _mentors(self, conn: psycopg.AsyncConnection, effect: Effect) -> dict[str, tuple[int, bool]]:
+        """Apply mentor rows; return mentor -> (pending_reviews, named) for badges that must mirror it."""
+        rows = sorted(set(_rows_of(effect, "M")) | {("M", m) for m in effect.mentor_self}
+                      | {("M", m) for m, _ in effect.activity})
+        if not rows:
+            return {}
+        ids = [r[1] for r in rows]
+        cur = await conn.execute(
+            "INSERT INTO mentor_counts AS m (mentor_id, named) SELECT * FROM unnest(%s::text[], %s::bool[])"
+            " ON CONFLICT (mentor_id) DO UPDATE SET named = true, updated_at = now()"
+            " WHERE EXCLUDED.named AND NOT m.named RETURNING mentor_id, named",
+            [ids, [r in effect.named for r in rows]],
+        )
+        newly_named = {m for m, named in await cur.fetchall() if named}
+        await conn.execute(
+            "SELECT 1 FROM mentor_counts WHERE mentor_id = ANY(%s) ORDER BY mentor_id FOR UPDATE", [ids]
+        )
+        selves = [effect.mentor_self.get(m) for m in ids]
+        columns = [[effect.deltas.get(r, {}).get(name, 0) for r in rows] for name in MENTOR_FIELDS]
+        cur = await conn.execute(
+            sql.SQL(
+                "UPDATE mentor_counts m SET {sets},"
+                " campus = CASE WHEN d.has_self THEN d.campus ELSE m.campus END,"
+                " floor = CASE WHEN d.has_self THEN d.floor ELSE m.floor END,"
+                " active = CASE WHEN d.has_self THEN d.active ELSE m.active END,"
+                " as_of = greatest(m.as_of, d.as_of),"
+                " updated_at = CASE WHEN d.changed OR d.has_self OR d.as_of > coalesce(m.as_of, '-infinity')"
+                " THEN now() ELSE m.updated_at END"
+                " FROM unnest(%s::text[], {arrays}, %s::bool[], %s::text[], %s::text[], %s::bool[],"
+                " %s::timestamptz[], %s::bool[])"
+                " AS d(mentor_id, {names}, has_self, campus, floor, active, as_of, changed)"
+                " WHERE m.mentor_id = d.mentor_id"
+                " RETURNING m.mentor_id, m.pending_reviews, m.named, d.pending_reviews <> 0"
+            ).format(**_additive(MENTOR_FIELDS, "m")),
+            [ids, *columns, [s is not None for s in selves], [s[0] if s else None for s in selves],
+             [s[1] if s else None for s in selves], [s[2] if s else None for s in selves],
+             _as_of(effect, rows), _changed(effect, rows)],
+        )
+        return {m: (pending, named) for m, pending, named, moved in await cur.fetchall()
+                if named and (moved or m in newly_named)}
+
+    async def _activity(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
+        if not effect.activity:
+            return
+        upserts = sorted((m, c, instant(ts)) for (m, c), ts in effect.activity.items() if ts is not None)
+        deletes = sorted((m, c) for (m, c), ts in effect.activity.items() if ts is None)
+        if upserts:
+            await conn.execute(
+                "INSERT INTO mentor_activity (mentor_id, contributor, at)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[])"
+                " ON CONFLICT (mentor_id, contributor) DO UPDATE SET at = EXCLUDED.at",
+                [list(col) for col in zip(*upserts)],
+            )
+        if deletes:
+            await conn.execute(
+                "DELETE FROM mentor_activity a USING unnest(%s::text[], %s::text[]) u(m, c)"
+                " WHERE a.mentor_id = u.m AND a.contributor = u.c",
+                [list(col) for col in zip(*deletes)],
+            )
+        await conn.execute(
+            "UPDATE mentor_counts m SET last_active_at = a.latest, updated_at = now()"
+            " FROM (SELECT u.m, (SELECT max(at) FROM mentor_activity WHERE mentor_id = u.m) AS latest"
+            "       FROM unnest(%s::text[]) u(m)) a"
+            " WHERE m.mentor_id = a.m AND m.last_active_at IS DISTINCT FROM a.latest",
+            [sorted({m for m, _ in effect.activity})],
+        )
+
+    async def _days(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
+        rows = _rows_of(effect, "D")
+        if not rows:
+            return
+        days = [day_date(r[1]) for r in rows]
+        await conn.execute(
+            "INSERT INTO daily_counts (day) SELECT * FROM unnest(%s::date[]) ON CONFLICT DO NOTHING", [days]
+        )
+        await conn.execute(
+            "SELECT 1 FROM daily_counts WHERE day = ANY(%s) ORDER BY day FOR UPDATE", [days]
+        )
+        columns = [[effect.deltas.get(r, {}).get(name, 0) for r in rows] for name in DAY_FIELDS]
+        steps = [bool(effect.deltas.get(r, {}).get("students_step") or effect.deltas.get(r, {}).get("mentors_step"))
+                 for r in rows]
+        await conn.execute(
+            sql.SQL(
+                "UPDATE daily_counts x SET {sets}, as_of = greatest(x.as_of, d.as_of),"
+                " steps_changed_at = CASE WHEN d.steps THEN now() ELSE x.steps_changed_at END,"
+                " updated_at = CASE WHEN d.changed OR d.as_of > coalesce(x.as_of, '-infinity') THEN now()"
+                " ELSE x.updated_at END"
+                " FROM unnest(%s::date[], {arrays}, %s::timestamptz[], %s::bool[], %s::bool[])"
+                " AS d(day, {names}, as_of, changed, steps)"
+                " WHERE x.day = d.day"
+            ).format(**_additive(DAY_FIELDS, "x")),
+            [days, *columns, _as_of(effect, rows), _changed(effect, rows), steps],
+        )
+
+    async def _global(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
+        deltas = effect.deltas.get(("G",), {})
+        as_of = effect.as_of.get(("G",))
+        if not deltas and as_of is None:
+            return
+        await conn.execute(
+            sql.SQL(
+                "UPDATE global_counts g SET {sets}, as_of = greatest(g.as_of, %s::timestamptz), updated_at = now()"
+            ).format(sets=sql.SQL(", ").join(
+                sql.SQL("{c} = g.{c} + %s").format(c=sql.Identifier(n)) for n in GLOBAL_FIELDS)),
+            [*(deltas.get(n, 0) for n in GLOBAL_FIELDS), instant(as_of) if as_of is not None else None],
+        )
+
+    async def _badges(self, conn: psycopg.AsyncConnection, effect: Effect, mentors: dict[str, tuple[int, bool]]) -> list[BadgeUpdate]:
+        updates: dict[str, BadgeUpdate] = {}
+        if effect.unread:
+            users = sorted(effect.unread)
+            cur = await conn.execute(
+                "INSERT INTO badges AS b (user_id, unread) SELECT * FROM unnest(%s::text[], %s::int[])"
+                " ON CONFLICT (user_id) DO UPDATE SET unread = EXCLUDED.unread, rev = b.rev + 1"
+                " WHERE b.unread <> EXCLUDED.unread RETURNING user_id, unread, pending_reviews, rev",
+                [users, [effect.unread[u] for u in users]],
+            )
+            updates.update((r[0], BadgeUpdate(*r)) for r in await cur.fetchall())
+        if mentors:
+            ids = sorted(mentors)
+            cur = await conn.execute(
+                "INSERT INTO badges AS b (user_id, pending_reviews) SELECT * FROM unnest(%s::text[], %s::int[])"
+                " ON CONFLICT (user_id) DO UPDATE SET pending_reviews = EXCLUDED.pending_reviews, rev = b.rev + 1"
+                " WHERE b.pending_reviews IS DISTINCT FROM EXCLUDED.pending_reviews"
+                " RETURNING user_id, unread, pending_reviews, rev",
+                [ids, [mentors[m][0] for m in ids]],
+            )
+            updates.update((r[0], BadgeUpdate(*r)) for r in await cur.fetchall())
+        return list(updates.values())
+
+
+def _rows_of(effect: Effect, kind: str) -> list[Row]:
+    rows = {r for r in effect.deltas if r[0] == kind} | {r for r in effect.as_of if r[0] == kind}
+    rows |= {r for r in effect.named if r[0] == kind}
+    return sorted(rows)
+
+
+def _as_of(effect: Effect, rows: list[Row]) -> list[datetime | None]:
+    return [instant(effect.as_of[r]) if r in effect.as_of else None for r in rows]
+
+
+def _changed(effect: Effect, rows: list[Row]) -> list[bool]:
+    return [any(effect.deltas.get(r, {}).values()) for r in rows]
+
+
+def _additive(fields: tuple[str, ...], alias: str) -> dict[str, sql.Composable]:
+    """SET clauses adding ``d.<field>`` to each column, and the matching unnest arrays and names."""
+    array_type = {"review_us_sum": "bigint[]"}
+    return {
+        "sets": sql.SQL(", ").join(
+            sql.SQL("{c} = {a}.{c} + d.{c}").format(c=sql.Identifier(n), a=sql.Identifier(alias)) for n in fields
+        ),
+        "arrays": sql.SQL(", ").join(sql.SQL("%s::" + array_type.get(n, "int[]")) for n in fields),
+        "names": sql.SQL(", ").join(sql.Identifier(n) for n in fields),
+    }
