@@ -110,6 +110,29 @@ def migrate(ctx: Context) -> None:
         out.print(f"schema {schema} is up to date")
 
 
+@cli.command()
+@click.option("--metrics/--no-metrics", default=True, show_default=True,
+              help="Serve Prometheus /metrics on COHORTFLOW_METRICS_PORT.")
+@pass_context
+def worker(ctx: Context, metrics: bool) -> None:
+    """Run a worker: fold the contract topics into the views (N workers share the partitions)."""
+    import logging
+
+    import faust
+
+    from streams.app import create_app
+    from streams.metrics import PrometheusObserver
+
+    settings = ctx.settings
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    observer = PrometheusObserver()
+    if metrics and settings.metrics_port:
+        observer.serve(settings.metrics_port)
+    app = create_app(settings, observer)
+    level = {"warning": "warn", "error": "error", "debug": "debug"}.get(settings.log_level, "info")
+    faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
 @cli.group()
 def schemas() -> None:
     """The event contract as JSON Schema, for producers in other languages."""

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
         description="a Kafka consumer group id (1-200 characters from [A-Za-z0-9._-])",
     )
     log_level: str = Field("info", description="one of debug, info, warning, error")
+    batch_max_records: int = Field(
+        20_000, ge=1, le=1_000_000, description="an integer 1-1000000: most records the worker folds per batch"
+    )
+    dedup_horizon_days: int = Field(
+        35, ge=30, le=3650,
+        description="an integer 30-3650: days of event time within which a re-sent login or audit event is"
+        " recognised (the contract asks for at least 30)",
+    )
     api_host: str = Field("127.0.0.1", description="the address the read API listens on, e.g. 0.0.0.0")
     api_port: int = Field(8000, ge=1, le=65535, description="a TCP port (1-65535) for the read API")
     metrics_port: int = Field(

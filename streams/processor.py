@@ -1,0 +1,228 @@
+"""The worker's batch path: records in, views committed, offsets stored with them.
+
+Faust-independent: :mod:`streams.app` feeds it batches from Faust's consumer
+and implements :class:`Consumer` (seek, commit) on top of it.
+
+Exactly-once effect comes from three rules:
+
+1. The next offset of every partition lives in PostgreSQL, written in the same
+   transaction as the state and the views; on assignment the consumer seeks
+   there and records below it are skipped.
+2. Each transaction compare-and-sets the version of every shard whose
+   entities it writes and the stored offset of every partition it consumed;
+   a worker working from a stale cache (after a rebalance, say) loses, drops
+   its cache, seeks back to the stored offsets and redoes the work.
+3. Redis receives absolute values with a revision after the commit, and is
+   restored from PostgreSQL whenever it may have missed one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from aiokafka.partitioner import murmur2
+
+from cohortflow.errors import IntegrityError
+from schemas import Contract, Rejection, decode
+from schemas.events import EventBase
+from streams.deadletter import DeadLetters, SourceRecord
+from streams.observer import BatchReport, Observer
+from views.badges import RedisBadges
+from views.clock import micros
+from views.fold import Effect, EntityKey, Fold, State, entity_key
+from views.sink import Commit, FenceConflict, PostgresViews
+
+log = logging.getLogger(__name__)
+
+TP = tuple[str, int]
+
+
+class Consumer(Protocol):
+    """What the processor needs from the Kafka consumer it is fed by."""
+
+    async def seek(self, positions: Mapping[TP, int | None]) -> None:
+        """Move each partition to an offset; None means the earliest offset still in the log."""
+
+    async def earliest(self, tps: Iterable[TP]) -> dict[TP, int]: ...
+
+    async def commit(self, offsets: Mapping[TP, int]) -> None:
+        """Commit offsets to Kafka (informative only: PostgreSQL holds the truth)."""
+
+
+def shard_of(entity_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives the id: the shard its state belongs to."""
+    return (murmur2(entity_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+@dataclass
+class Outcome:
+    committed: bool
+    records: int = 0
+    events: int = 0
+    rejected: int = 0
+
+
+class BatchProcessor:
+    def __init__(self, *, contract: Contract, fold: Fold, store: PostgresViews, badges: RedisBadges,
+                 deadletters: DeadLetters, consumer: Consumer, partitions: int,
+                 observer: Observer | None = None) -> None:
+        self.contract = contract
+        self.fold = fold
+        self.store = store
+        self.badges = badges
+        self.deadletters = deadletters
+        self.consumer = consumer
+        self.partitions = partitions
+        self.observer = observer or Observer()
+        self.state = State()
+        self.fences: dict[int, int] = {}  # shard -> version our cache reflects
+        self.keys_by_shard: dict[int, set[EntityKey]] = {}
+        self.assigned: set[TP] = set()  # partitions the group gave us
+        self.positions: dict[TP, int | None] = {}  # next offset per ready partition; None: start of the log
+        self.generation = 0  # bumped whenever positions move under the consumer: older batches are stale
+
+    # --- assignment ----------------------------------------------------------------------
+    async def assign(self, tps: Iterable[TP]) -> None:
+        """Take partitions: read their stored offsets, seek the consumer there, then accept their records."""
+        tps = list(tps)
+        self.assigned.update(tps)
+        if not tps:
+            return
+        stored = await self.store.offsets(tps)
+        earliest = await self.consumer.earliest(tps)
+        for tp in tps:
+            if tp in stored and stored[tp] < earliest.get(tp, 0):
+                raise IntegrityError(
+                    f"{tp[0]}[{tp[1]}]: the views stand at offset {stored[tp]} but the log now starts at "
+                    f"{earliest[tp]} (retention deleted records not yet applied); rebuild the views"
+                )
+        positions = {tp: stored.get(tp) for tp in tps}
+        self.generation += 1
+        await self.consumer.seek(positions)
+        self.positions.update(positions)
+        self.badges.needs_restore = True  # the previous owner may have died between its two writes
+
+    def revoke(self, tps: Iterable[TP]) -> None:
+        """Give partitions up: forget their positions and the state of their shards."""
+        tps = list(tps)
+        self.assigned.difference_update(tps)
+        for tp in tps:
+            self.positions.pop(tp, None)
+        self._evict({tp[1] for tp in tps if tp[1] not in {p for _, p in self.positions}})
+        self.generation += 1
+
+    def _evict(self, shards: Iterable[int]) -> None:
+        for shard in shards:
+            self.fences.pop(shard, None)
+            for key in self.keys_by_shard.pop(shard, ()):
+                self.state.entities.pop(key, None)
+                self.state.contributions.pop(key, None)
+
+    # --- one batch -----------------------------------------------------------------------
+    async def process(self, generation: int, batch: Mapping[TP, Sequence[SourceRecord]]) -> Outcome:
+        """Fold one fetched batch and commit it; a stale or conflicting batch changes nothing."""
+        if generation != self.generation:
+            return Outcome(committed=False)
+        report = BatchReport()
+        events: list[EventBase] = []
+        rejected: list[tuple[SourceRecord, Rejection]] = []
+        offsets: dict[TP, tuple[int | None, int]] = {}
+        for tp, records in batch.items():
+            if tp not in self.positions:
+                continue  # not ours (any more), or its seek is not done yet
+            expected = self.positions[tp]
+            last = None
+            for record in records:
+                if expected is not None and record.offset < expected:
+                    continue  # applied before: its effect is in PostgreSQL already
+                last = record.offset
+                result = decode(record.topic, record.key, record.value, self.contract)
+                if isinstance(result, Rejection):
+                    rejected.append((record, result))
+                    report.rejected[result.reason.value] += 1
+                else:
+                    events.append(result)
+                    report.by_type[result.type] += 1
+            if last is not None:
+                offsets[tp] = (expected, last + 1)
+        if not offsets:
+            return Outcome(committed=False)
+        report.records = len(events) + len(rejected)
+
+        await self.deadletters.send(rejected)
+        started = time.perf_counter()
+        await self._load({entity_key(e) for e in events})
+        try:
+            effect = self.fold.apply(events, self.state)
+        except Exception:
+            self._evict(list(self.fences))  # the cache may be half-updated: trust only PostgreSQL now
+            raise
+        report.fold_seconds = time.perf_counter() - started
+
+        changed = {key: (shard_of(key[1], self.partitions), self.state.entities[key]) for key in effect.changed}
+        fences = {shard: self.fences.get(shard, 0) for shard, _ in changed.values()}
+        started = time.perf_counter()
+        try:
+            updates = await self.store.commit(effect, Commit(changed, fences, offsets))
+        except FenceConflict as exc:
+            log.warning("batch not committed, redoing from the stored offsets: %s", exc)
+            self.observer.conflict(type(exc).__name__)
+            await self.recover()
+            return Outcome(committed=False)
+        except Exception:
+            self._evict(list(self.fences))  # the cache may be ahead of PostgreSQL: the caller recovers
+            self.positions.clear()
+            self.generation += 1
+            raise
+        report.commit_seconds = time.perf_counter() - started
+        for shard in fences:
+            self.fences[shard] = fences[shard] + 1
+        for tp, (_, new) in offsets.items():
+            self.positions[tp] = new
+
+        await self.badges.write(updates)
+        if self.badges.needs_restore:
+            self.observer.badges_restored(await self.badges.restore(self.store.badges))
+        await self.consumer.commit({tp: new for tp, (_, new) in offsets.items()})
+        report.freshness = _freshness(effect)
+        self.observer.batch(report)
+        return Outcome(committed=True, records=report.records, events=len(events), rejected=len(rejected))
+
+    async def _load(self, keys: set[EntityKey]) -> None:
+        """Bring the entities of ``keys`` into the cache: the fence of a new shard first, then the rows."""
+        missing = [k for k in keys if k not in self.state.entities]
+        if not missing:
+            return
+        shards = {k: shard_of(k[1], self.partitions) for k in missing}
+        unfenced = set(shards.values()) - set(self.fences)
+        if unfenced:
+            known = await self.store.fences(unfenced)
+            self.fences.update({s: known.get(s, 0) for s in unfenced})
+        loaded = await self.store.entities(missing)
+        for key in missing:
+            if key in loaded:
+                self.state.entities[key] = loaded[key]
+            self.keys_by_shard.setdefault(shards[key], set()).add(key)
+
+    async def recover(self) -> None:
+        """Forget the cache and every position; seek back to what PostgreSQL holds (after any failure)."""
+        self._evict(list(self.fences))
+        self.positions.clear()
+        self.generation += 1
+        await self.assign(sorted(self.assigned))
+
+
+def _freshness(effect: Effect) -> dict[str, float]:
+    now = micros(datetime.now(UTC))
+    newest: dict[str, int] = {}
+    names = {"F": "floor_summary", "M": "mentor_summary", "D": "global_daily", "G": "global_current"}
+    for row, ts in effect.as_of.items():
+        name = names[row[0]]
+        if ts > newest.get(name, -1 << 62):
+            newest[name] = ts
+    return {name: max(0.0, (now - ts) / 1e6) for name, ts in newest.items()}
