@@ -20,6 +20,10 @@ are recognised without a separate seen-set where the state already says it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from views.ledger import Touched
 
 # A register value: (ts, event_id, payload...). Tuples compare by (ts, event_id) first.
 Status = dict[str, tuple[int, bool]]  # event_id -> (ts, active): enrolled/joined True, withdrawn/left False
@@ -85,24 +89,27 @@ class Student:
     mentors_named: set[str] = field(default_factory=set)
     max_ts: int = 0
 
-    def apply_status(self, ts: int, event_id: str, active: bool) -> bool:
+    def apply_status(self, ts: int, event_id: str, active: bool, touched: Touched) -> bool:
         if event_id in self.status:
             return False
         self.status[event_id] = (ts, active)
+        touched.status = True
         return True
 
-    def apply_floor(self, ts: int, event_id: str, campus: str, floor: str) -> bool:
+    def apply_floor(self, ts: int, event_id: str, campus: str, floor: str, touched: Touched) -> bool:
         named = _grow(self.floors_named, (campus, floor))
         if self.floor is not None and self.floor[:2] >= (ts, event_id):
             return named
         self.floor = (ts, event_id, campus, floor)
+        touched.placement = True
         return True
 
-    def apply_mentor(self, ts: int, event_id: str, mentor_id: str | None) -> bool:
+    def apply_mentor(self, ts: int, event_id: str, mentor_id: str | None, touched: Touched) -> bool:
         named = mentor_id is not None and _grow(self.mentors_named, mentor_id)
         if self.mentor is not None and self.mentor[:2] >= (ts, event_id):
             return named
         self.mentor = (ts, event_id, mentor_id)
+        touched.placement = True
         return True
 
     def submission(self, submission_id: str) -> Submission:
@@ -111,7 +118,8 @@ class Student:
             sub = self.submissions[submission_id] = Submission()
         return sub
 
-    def apply_submitted(self, ts: int, event_id: str, submission_id: str, pillar: str, attempt: int) -> bool:
+    def apply_submitted(self, ts: int, event_id: str, submission_id: str, pillar: str, attempt: int,
+                        touched: Touched) -> bool:
         sub = self.submission(submission_id)
         changed = False
         if sub.pillar is None or sub.pillar[:2] < (ts, event_id):
@@ -124,17 +132,21 @@ class Student:
         if attempt > sub.top:
             sub.top = attempt
             changed = True
+        if changed:
+            touched.submissions.add(submission_id)
         return changed
 
-    def apply_review(self, review_id: str, review: Review) -> bool:
+    def apply_review(self, review_id: str, review: Review, touched: Touched) -> bool:
         changed = _grow(self.mentors_named, review.mentor_id)
         sub = self.submission(review.submission_id)
         if review.attempt > sub.top:
             sub.top = review.attempt
+            touched.submissions.add(review.submission_id)
             changed = True
         known = self.reviews.get(review_id)
         if known is None or known.order < review.order:
             self.reviews[review_id] = review
+            touched.reviews.add(review_id)
             changed = True
         return changed
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 from schemas.events import (
     AuditRecorded,
@@ -34,20 +34,9 @@ from schemas.events import (
     SubmissionSubmitted,
 )
 from views.clock import US_PER_DAY, day_of, micros
-from views.contributions import (
-    EMPTY,
-    GLOBAL,
-    Contribution,
-    Counts,
-    Row,
-    _add,
-    diff,
-    inbox_contribution,
-    logins_contribution,
-    mentor_contribution,
-    student_contribution,
-)
+from views.contributions import EMPTY, GLOBAL, Counts, Row, _add, diff, mentor_contribution
 from views.entities import Actor, Inbox, Logins, Mentor, Notification, Review, Student
+from views.ledger import StudentLedger, Touched
 
 Entity = Union[Student, Mentor, Logins, Inbox, Actor]
 EntityKey = tuple[str, str]  # (kind, id); kinds: s student, m mentor, l logins, n inbox, a actor
@@ -112,35 +101,36 @@ class Effect:
 
 
 class State:
-    """Entities in memory and the contribution each currently makes (the fold's working set)."""
+    """Entities in memory and what each currently contributes (the fold's working set).
+
+    ``contributions`` holds a :class:`~views.ledger.StudentLedger` for students
+    and a :class:`~views.contributions.Contribution` for mentors; it is derived
+    from the entities, never persisted, and rebuilt on first use after a load.
+    """
 
     def __init__(self) -> None:
         self.entities: dict[EntityKey, Entity] = {}
-        self.contributions: dict[EntityKey, Contribution] = {}
+        self.contributions: dict[EntityKey, Any] = {}
 
     def get(self, key: EntityKey) -> Entity:
         entity = self.entities.get(key)
         if entity is None:
             entity = self.entities[key] = new_entity(key)
+            # An entity nobody has heard of contributes nothing yet.
+            self.contributions[key] = StudentLedger() if key[0] == STUDENT else EMPTY
         return entity
 
-    def contribution(self, key: EntityKey, entity: Entity) -> Contribution:
+    def contribution(self, key: EntityKey, entity: Entity) -> Any:
         known = self.contributions.get(key)
         if known is None:
-            known = self.contributions[key] = contribution_of(entity)
+            if isinstance(entity, Student):
+                known = StudentLedger.build(entity)
+            elif isinstance(entity, Mentor):
+                known = mentor_contribution(entity)
+            else:
+                known = EMPTY
+            self.contributions[key] = known
         return known
-
-
-def contribution_of(entity: Entity) -> Contribution:
-    if isinstance(entity, Student):
-        return student_contribution(entity)
-    if isinstance(entity, Mentor):
-        return mentor_contribution(entity)
-    if isinstance(entity, Logins):
-        return logins_contribution(entity)
-    if isinstance(entity, Inbox):
-        return inbox_contribution(entity)
-    return EMPTY
 
 
 class Fold:
@@ -152,13 +142,19 @@ class Fold:
     def apply(self, events: Iterable[EventBase], state: State) -> Effect:
         effect = Effect()
         by_entity: dict[EntityKey, list[tuple[int, EventBase]]] = defaultdict(list)
+        newest_of_day: dict[int, int] = {}  # every event names its date's row and moves its as_of
+        kind_of_type = _KIND_OF_TYPE
         for event in events:
             ts = micros(event.occurred_at)
-            by_entity[entity_key(event)].append((ts, event))
-            day_row = ("D", day_of(ts))
-            effect.named.add(day_row)
-            effect.bump(day_row, ts)
-            effect.bump(GLOBAL, ts)
+            by_entity[(kind_of_type[event.type], event.key)].append((ts, event))  # type: ignore[attr-defined]
+            day = ts // US_PER_DAY
+            if ts > newest_of_day.get(day, -1 << 62):
+                newest_of_day[day] = ts
+        for day, ts in newest_of_day.items():
+            effect.named.add(("D", day))
+            effect.bump(("D", day), ts)
+        if newest_of_day:
+            effect.bump(GLOBAL, max(newest_of_day.values()))
         for key, items in by_entity.items():
             self._apply_entity(key, items, state, effect)
         return effect
@@ -167,53 +163,60 @@ class Fold:
                       effect: Effect) -> None:
         entity = state.get(key)
         before = state.contribution(key, entity)
-        apply = _APPLY[key[0]]
+        kind = key[0]
         changed = False
-        for ts, event in items:
-            changed |= apply(self, entity, ts, event, effect)
+        if kind == STUDENT:
+            touched = Touched()
+            for ts, event in items:
+                changed |= self._student(entity, ts, event, effect, touched)  # type: ignore[arg-type]
+            if touched:
+                activity: dict[str, int | None] = {}
+                before.update(entity, touched, effect.deltas, activity)
+                contributor = f"s:{key[1]}"
+                for mentor_id, ts in activity.items():
+                    effect.activity[(mentor_id, contributor)] = ts
+        else:
+            apply = _APPLY[kind]
+            for ts, event in items:
+                changed |= apply(self, entity, ts, event, effect)
+            if changed and kind == MENTOR:
+                after = mentor_contribution(entity)  # type: ignore[arg-type]
+                state.contributions[key] = after
+                diff(before.counts, after.counts, effect.deltas)
+                if after.mentor_self != before.mentor_self:
+                    effect.mentor_self[key[1]] = after.mentor_self
         if not changed:
             return
         effect.changed.add(key)
-        after = contribution_of(entity)
-        state.contributions[key] = after
-        diff(before.counts, after.counts, effect.deltas)
-        contributor = f"{key[0]}:{key[1]}"
-        for mentor_id in before.activity.keys() | after.activity.keys():
-            old, new = before.activity.get(mentor_id), after.activity.get(mentor_id)
-            if old != new:
-                effect.activity[(mentor_id, contributor)] = new
-        if after.mentor_self is not None and after.mentor_self != before.mentor_self:
-            effect.mentor_self[key[1]] = after.mentor_self
-        if after.unread is not None and after.unread != (before.unread or 0):
-            effect.unread[key[1]] = after.unread
         for row in _attached(entity):
             effect.bump(row, entity.max_ts)  # type: ignore[union-attr]
 
     # --- per kind: apply one event, return whether the state changed ----------------------
-    def _student(self, s: Student, ts: int, event: EventBase, effect: Effect) -> bool:
+    def _student(self, s: Student, ts: int, event: EventBase, effect: Effect, touched: Touched) -> bool:
         changed = ts > s.max_ts
         s.max_ts = max(s.max_ts, ts)
         eid = event.event_id
         if isinstance(event, SubmissionSubmitted):
             d = event.data
-            return s.apply_submitted(ts, eid, d.submission_id, d.pillar, d.attempt) | changed
+            return s.apply_submitted(ts, eid, d.submission_id, d.pillar, d.attempt, touched) | changed
         if isinstance(event, ReviewCompleted):
             d = event.data
             effect.named.add(("M", d.mentor_id))
             review = Review(ts, eid, d.submission_id, d.attempt, d.mentor_id, d.decision == "approved")
-            return s.apply_review(d.review_id, review) | changed
+            return s.apply_review(d.review_id, review, touched) | changed
         if isinstance(event, StudentEnrolled):
-            effect.named.add(("F", event.data.campus, event.data.floor))
-            return s.apply_status(ts, eid, True) | s.apply_floor(ts, eid, event.data.campus, event.data.floor) | changed
+            d = event.data
+            effect.named.add(("F", d.campus, d.floor))
+            return s.apply_status(ts, eid, True, touched) | s.apply_floor(ts, eid, d.campus, d.floor, touched) | changed
         if isinstance(event, StudentTransferred):
             effect.named.add(("F", event.data.campus, event.data.floor))
-            return s.apply_floor(ts, eid, event.data.campus, event.data.floor) | changed
+            return s.apply_floor(ts, eid, event.data.campus, event.data.floor, touched) | changed
         if isinstance(event, StudentWithdrawn):
-            return s.apply_status(ts, eid, False) | changed
+            return s.apply_status(ts, eid, False, touched) | changed
         if isinstance(event, StudentAssigned):
             if event.data.mentor_id is not None:
                 effect.named.add(("M", event.data.mentor_id))
-            return s.apply_mentor(ts, eid, event.data.mentor_id) | changed
+            return s.apply_mentor(ts, eid, event.data.mentor_id, touched) | changed
         raise TypeError(f"not a student event: {event.type}")
 
     def _mentor(self, m: Mentor, ts: int, event: EventBase, effect: Effect) -> bool:
@@ -234,14 +237,18 @@ class Fold:
     def _logins(self, person: Logins, ts: int, event: EventBase, effect: Effect) -> bool:
         if not person.counted.first_time(event.event_id, ts, self.config.horizon_us):
             return False
-        person.max_ts = max(person.max_ts, ts)
+        day = day_of(ts)
         if isinstance(event, LoginSucceeded):
-            _add(effect.deltas, ("D", day_of(ts)), "logins", 1)
-            person.days.add(day_of(ts))
+            _add(effect.deltas, ("D", day), "logins", 1)
+            if day not in person.days:  # days only grow: the monotone part needs no before/after
+                person.days.add(day)
+                _add(effect.deltas, ("D", day), "active_users", 1)
             if person.last_login is None or ts > person.last_login:
                 person.last_login = ts
+                person.max_ts = ts  # only successful logins are applied to the mentor row
+                effect.activity[(person.id, f"l:{person.id}")] = ts
         elif isinstance(event, LoginFailed):
-            _add(effect.deltas, ("D", day_of(ts)), "failed_logins", 1)
+            _add(effect.deltas, ("D", day), "failed_logins", 1)
         else:
             raise TypeError(f"not a login event: {event.type}")
         return True
@@ -267,7 +274,10 @@ class Fold:
                 note.read = True
             else:
                 raise TypeError(f"not a notification event: {event.type}")
-        inbox.recount()
+        before = inbox.unread
+        if before != inbox.recount():
+            _add(effect.deltas, GLOBAL, "unread_notifications", inbox.unread - before)
+            effect.unread[inbox.id] = inbox.unread
         return True
 
     def _actor(self, actor: Actor, ts: int, event: EventBase, effect: Effect) -> bool:
