@@ -26,7 +26,7 @@ from faust.types import TP
 from cohortflow.errors import OperationalError, ServiceUnavailable
 from cohortflow.settings import Settings
 from schemas.topics import EVENT_TOPICS, Topic, topic_name
-from streams.deadletter import DeadLetters
+from streams.deadletter import DEADLETTER_MAX_BYTES, DeadLetters
 from streams.observer import Observer
 from streams.processor import BatchProcessor
 from streams.topics import admin_client, describe
@@ -132,7 +132,8 @@ class Runtime:
         self.redis = aioredis.Redis.from_url(settings.redis_connection_url, socket_timeout=5,
                                              socket_connect_timeout=5)
         self.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
-                                         enable_idempotence=True, linger_ms=5)
+                                         enable_idempotence=True, linger_ms=5,
+                                         max_request_size=DEADLETTER_MAX_BYTES + 64 * 1024)
         await self.producer.start()
         self.processor = BatchProcessor(
             contract=settings.contract,
@@ -171,6 +172,10 @@ class Runtime:
                 await self.processor.process(generation, batch)
             except OperationalError as exc:
                 log.warning("batch failed (%s); recovering from PostgreSQL's offsets", exc)
+                await self._recover()
+            except Exception:
+                # Never carry on past a failed batch: its records would be skipped. Seek back and redo.
+                log.exception("batch failed; seeking back to PostgreSQL's offsets to redo it")
                 await self._recover()
 
     async def _recover(self) -> None:

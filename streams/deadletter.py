@@ -6,8 +6,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 
 from schemas import Rejection
+
+
+DEADLETTER_MAX_BYTES = 8 * 1024 * 1024
+"""The deadletter topic takes records this large (``topics ensure`` sets it): oversize records fit."""
 
 
 class SourceRecord(Protocol):
@@ -44,16 +49,18 @@ class DeadLetters:
         """Publish every rejected record before the batch commits, so none is ever lost."""
         if not rejected:
             return
-        pending = [
-            await self.producer.send(
-                self.topic,
-                value=record.value,
-                key=record.key,
-                # Same partition number as the source: one worker owns both, and order per source is kept.
-                partition=record.partition % self.partitions,
-                headers=headers(record, rejection),
-            )
-            for record, rejection in rejected
-        ]
+        pending = [await self._send(record, rejection) for record, rejection in rejected]
         for future in pending:
             await future
+
+    async def _send(self, record: SourceRecord, rejection: Rejection):  # noqa: ANN202 - an aiokafka future
+        partition = record.partition % self.partitions  # same number as the source: one owner, order kept
+        try:
+            return await self.producer.send(self.topic, value=record.value, key=record.key, partition=partition,
+                                            headers=headers(record, rejection))
+        except MessageSizeTooLargeError:
+            # Larger than even the deadletter topic takes: keep the reason and origin; the bytes stay
+            # in the source topic at the offset the headers name.
+            extra = [("value_omitted", f"{len(record.value or b'')} bytes, too large to copy".encode())]
+            return await self.producer.send(self.topic, value=None, key=record.key, partition=partition,
+                                            headers=headers(record, rejection) + extra)

@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from cohortflow.errors import IntegrityError, ServiceUnavailable
 from cohortflow.settings import Settings
 from schemas.topics import Topic, topic_name
+from streams.deadletter import DEADLETTER_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
         created: set[str] = set()
         missing = [n for n in names if n not in counts]
         if missing:
-            response = await admin.create_topics([NewTopic(n, wanted, 1) for n in missing])
+            response = await admin.create_topics([_new_topic(n, wanted, settings) for n in missing])
             for name, code, message in response.topic_errors:
                 if code == 0:
                     created.add(name)
@@ -89,6 +90,13 @@ async def ensure_topics(settings: Settings, partitions: int | None = None) -> li
             action = "ok"
         states.append(TopicState(name, count, action))
     return states
+
+
+def _new_topic(name: str, partitions: int, settings: Settings) -> NewTopic:
+    if name == topic_name(settings.topic_prefix, Topic.DEADLETTER):
+        # Rejected records are copied whole, oversize ones included.
+        return NewTopic(name, partitions, 1, topic_configs={"max.message.bytes": str(DEADLETTER_MAX_BYTES)})
+    return NewTopic(name, partitions, 1)
 
 
 async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: list[str], settings: Settings,

@@ -62,7 +62,7 @@ class RedisBadges:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.exists(self.marker)
                 for update in updates:
-                    self._queue(pipe, update)
+                    await self._queue(pipe, update)
                 results = await pipe.execute()
         except RedisError as exc:
             log.warning("Redis write of %d badges failed (%s); they will be restored from PostgreSQL", len(updates), exc)
@@ -72,11 +72,11 @@ class RedisBadges:
             self.needs_restore = True
         return sum(results[1:])
 
-    def _queue(self, pipe, update: BadgeUpdate) -> None:  # noqa: ANN001 - redis pipeline
+    async def _queue(self, pipe, update: BadgeUpdate) -> None:  # noqa: ANN001 - redis pipeline
         pending = "" if update.pending_reviews is None else str(update.pending_reviews)
         message = orjson.dumps({"user_id": update.user_id, "unread": update.unread,
                                 "pending_reviews": update.pending_reviews, "rev": update.rev})
-        self._script(keys=[badge_key(self.prefix, update.user_id)],
+        await self._script(keys=[badge_key(self.prefix, update.user_id)],
                      args=[update.rev, update.unread, pending, self.channel, message], client=pipe)
 
     async def restore(self, pages: Callable[[str], Awaitable[list[BadgeUpdate]]]) -> int:
@@ -95,7 +95,7 @@ class RedisBadges:
                     break
                 async with self.client.pipeline(transaction=False) as pipe:
                     for update in page:
-                        self._queue(pipe, update)
+                        await self._queue(pipe, update)
                     written += sum(await pipe.execute())
                 after = page[-1].user_id
             await self.client.set(self.marker, token)
