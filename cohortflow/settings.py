@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(
         20_000, ge=1, le=1_000_000, description="an integer 1-1000000: most records the worker folds per batch"
     )
+    session_timeout_seconds: float = Field(
+        10.0, ge=6, le=300,
+        description="seconds 6-300 before the group gives a silent (crashed) worker's partitions to the others",
+    )
     dedup_horizon_days: int = Field(
         35, ge=30, le=3650,
         description="an integer 30-3650: days of event time within which a re-sent login or audit event is"

@@ -40,16 +40,24 @@ RETRY_SECONDS = (0.2, 0.5, 1, 2, 5)
 
 
 class BatchConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer, draining whole fetches into the worker's batch channel."""
+    """Faust's aiokafka consumer, draining whole fetches into the worker's batch channel.
+
+    It is also the only task that seeks: positions stored in PostgreSQL are
+    applied right before a fetch, and each fetch carries the partitions' seek
+    epochs, so records fetched from an older position are never applied.
+    """
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised end to end
         runtime: Runtime = self.app.runtime  # type: ignore[attr-defined]
         consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
         while not (consumer_stopped() or fetcher_stopped()):
-            generation = runtime.processor.generation  # before the fetch: a seek meanwhile makes it stale
+            epochs = await runtime.seek_pending()
             records, _ = await self._wait_next_records(1.0)
             if records:
-                await runtime.batches.put((generation, records))
+                await runtime.batches.put((epochs, records))
+
+    async def perform_seek(self) -> None:
+        """Faust would seek to Kafka's committed offsets here; PostgreSQL's offsets rule instead."""
 
 
 class BatchTransport(faust_aiokafka.Transport):
@@ -80,13 +88,13 @@ class FaustPositions:
     async def seek(self, positions: dict[tuple[str, int], int | None]) -> None:
         consumer = self.app.consumer
         to_start = [TP(t, p) for (t, p), offset in positions.items() if offset is None]
-        if to_start:
-            earliest = await consumer.earliest_offsets(*to_start)
-            for tp in to_start:
-                await consumer.seek(tp, earliest.get(tp, 0))
-        for (topic, partition), offset in positions.items():
-            if offset is not None:
-                await consumer.seek(TP(topic, partition), offset)
+        earliest = await consumer.earliest_offsets(*to_start) if to_start else {}
+        targets = {TP(t, p): (earliest.get(TP(t, p), 0) if o is None else o) for (t, p), o in positions.items()}
+        if targets:
+            # seek_wait runs in the consumer's own thread (aiokafka is not thread-safe; Consumer.seek
+            # would touch it from this loop and could leave a partition without fetches) and waits for
+            # the new positions.
+            await consumer.seek_wait(targets)
 
     async def earliest(self, tps: Any) -> dict[tuple[str, int], int]:
         found = await self.app.consumer.earliest_offsets(*(TP(t, p) for t, p in tps))
@@ -165,11 +173,22 @@ class Runtime:
             except Exception as exc:  # stopping anyway
                 log.debug("while stopping: %s", exc)
 
-    async def process(self, generation: int, records: dict) -> None:
+    async def seek_pending(self) -> dict:
+        if not self.processor.pending_seeks:
+            return dict(self.processor.epochs)
+        async with self.lock:
+            try:
+                return await self.processor.seek_pending()
+            except Exception:
+                log.exception("seeking to the stored offsets failed; will retry")
+                await asyncio.sleep(1)
+                return dict(self.processor.epochs)
+
+    async def process(self, epochs: dict, records: dict) -> None:
         batch = {(tp.topic, tp.partition): batch for tp, batch in records.items()}
         async with self.lock:
             try:
-                await self.processor.process(generation, batch)
+                await self.processor.process(epochs, batch)
             except OperationalError as exc:
                 log.warning("batch failed (%s); recovering from PostgreSQL's offsets", exc)
                 await self._recover()
@@ -227,6 +246,8 @@ def create_app(settings: Settings, observer: Observer | None = None) -> Cohortfl
         broker_max_poll_records=settings.batch_max_records,
         consumer_max_fetch_size=4 * 1024 * 1024,
         broker_commit_livelock_soft_timeout=24 * 3600,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         stream_wait_empty=False,
     )
     runtime = app.runtime = Runtime(app, settings, observer or Observer())
@@ -242,8 +263,8 @@ def create_app(settings: Settings, observer: Observer | None = None) -> Cohortfl
     @app.agent(runtime.batches, name="fold")
     async def fold(stream: faust.StreamT) -> None:
         """Decode, fold, hand to the sink: one fetched batch at a time."""
-        async for generation, records in stream:
-            await runtime.process(generation, records)
+        async for epochs, records in stream:
+            await runtime.process(epochs, records)
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender: Any, assigned: set, **_: Any) -> None:

@@ -84,11 +84,16 @@ class BatchProcessor:
         self.keys_by_shard: dict[int, set[EntityKey]] = {}
         self.assigned: set[TP] = set()  # partitions the group gave us
         self.positions: dict[TP, int | None] = {}  # next offset per ready partition; None: start of the log
-        self.generation = 0  # bumped whenever positions move under the consumer: older batches are stale
+        self.pending_seeks: dict[TP, int | None] = {}  # stored offsets the consumer must seek to
+        self.epochs: dict[TP, int] = {}  # bumped by every seek of a partition: older fetches are void
 
     # --- assignment ----------------------------------------------------------------------
     async def assign(self, tps: Iterable[TP]) -> None:
-        """Take partitions: read their stored offsets, seek the consumer there, then accept their records."""
+        """Take partitions: read their stored offsets and schedule the consumer's seek there.
+
+        Their records are refused until :meth:`seek_pending` has moved the
+        consumer, so nothing fetched from another position can be applied.
+        """
         tps = list(tps)
         self.assigned.update(tps)
         if not tps:
@@ -101,11 +106,30 @@ class BatchProcessor:
                     f"{tp[0]}[{tp[1]}]: the views stand at offset {stored[tp]} but the log now starts at "
                     f"{earliest[tp]} (retention deleted records not yet applied); rebuild the views"
                 )
-        positions = {tp: stored.get(tp) for tp in tps}
-        self.generation += 1
-        await self.consumer.seek(positions)
-        self.positions.update(positions)
+        for tp in tps:
+            self.positions.pop(tp, None)
+            self.pending_seeks[tp] = stored.get(tp)
         self.badges.needs_restore = True  # the previous owner may have died between its two writes
+
+    async def seek_pending(self) -> dict[TP, int]:
+        """Move the consumer to the scheduled offsets; return the epoch of every partition for the next fetch.
+
+        Called by the task that fetches, right before fetching, so a fetch tagged
+        with these epochs started after the seek: aiokafka drops what it had
+        prefetched for a partition it seeks.
+        """
+        if self.pending_seeks:
+            pending = {tp: o for tp, o in self.pending_seeks.items() if tp in self.assigned}
+            self.pending_seeks.clear()
+            try:
+                await self.consumer.seek(pending)
+            except BaseException:
+                self.pending_seeks.update(pending)  # try again before the next fetch
+                raise
+            for tp, offset in pending.items():
+                self.epochs[tp] = self.epochs.get(tp, 0) + 1
+                self.positions[tp] = offset
+        return dict(self.epochs)
 
     def revoke(self, tps: Iterable[TP]) -> None:
         """Give partitions up: forget their positions and the state of their shards."""
@@ -113,8 +137,9 @@ class BatchProcessor:
         self.assigned.difference_update(tps)
         for tp in tps:
             self.positions.pop(tp, None)
-        self._evict({tp[1] for tp in tps if tp[1] not in {p for _, p in self.positions}})
-        self.generation += 1
+            self.pending_seeks.pop(tp, None)
+            self.epochs[tp] = self.epochs.get(tp, 0) + 1
+        self._evict({tp[1] for tp in tps if tp[1] not in {p for _, p in self.assigned}})
 
     def _evict(self, shards: Iterable[int]) -> None:
         for shard in shards:
@@ -124,17 +149,20 @@ class BatchProcessor:
                 self.state.contributions.pop(key, None)
 
     # --- one batch -----------------------------------------------------------------------
-    async def process(self, generation: int, batch: Mapping[TP, Sequence[SourceRecord]]) -> Outcome:
-        """Fold one fetched batch and commit it; a stale or conflicting batch changes nothing."""
-        if generation != self.generation:
-            return Outcome(committed=False)
+    async def process(self, epochs: Mapping[TP, int], batch: Mapping[TP, Sequence[SourceRecord]]) -> Outcome:
+        """Fold one fetched batch and commit it; a stale or conflicting batch changes nothing.
+
+        ``epochs`` are those :meth:`seek_pending` returned before the fetch: the
+        records of a partition sought (or revoked) since are void, and will be
+        fetched again from the new position.
+        """
         report = BatchReport()
         events: list[EventBase] = []
         rejected: list[tuple[SourceRecord, Rejection]] = []
         offsets: dict[TP, tuple[int | None, int]] = {}
         for tp, records in batch.items():
-            if tp not in self.positions:
-                continue  # not ours (any more), or its seek is not done yet
+            if tp not in self.positions or epochs.get(tp) != self.epochs.get(tp):
+                continue  # not ours (any more), its seek is pending, or it was fetched before a seek
             expected = self.positions[tp]
             last = None
             for record in records:
@@ -177,7 +205,6 @@ class BatchProcessor:
         except Exception:
             self._evict(list(self.fences))  # the cache may be ahead of PostgreSQL: the caller recovers
             self.positions.clear()
-            self.generation += 1
             raise
         report.commit_seconds = time.perf_counter() - started
         for shard in fences:
@@ -213,7 +240,6 @@ class BatchProcessor:
         """Forget the cache and every position; seek back to what PostgreSQL holds (after any failure)."""
         self._evict(list(self.fences))
         self.positions.clear()
-        self.generation += 1
         await self.assign(sorted(self.assigned))
 
 

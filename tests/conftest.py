@@ -65,6 +65,7 @@ def stack_settings(base_settings: Settings) -> Iterator[Settings]:
         redis_prefix=f"t{tag}:",
         consumer_group=f"g{tag}",
         partitions=3,
+        session_timeout_seconds=6,  # the broker's minimum: fault tests fail over fast
     )
     yield settings
     _cleanup(settings)

@@ -89,7 +89,6 @@ class Record:
 INVALID_REASONS: Final[tuple[Reason, ...]] = tuple(r for r in Reason if r is not Reason.UNKNOWN_TOPIC)
 """Every reason the log contains (``unknown_topic`` cannot be: records come from the contract's topics)."""
 
-US: Final = 1
 MS: Final = 1_000
 SECOND: Final = 1_000_000
 MINUTE: Final = 60 * SECOND
