@@ -566,7 +566,8 @@ class _Cohort:
                     self.assign(s, self.between(t, t + 30 * MINUTE), None)
             tb = self.after(t, DAY, 3 * DAY)
             if tb is not None and rng.random() < 0.7:
-                self.join(m, tb, m.floor_at(t) if rng.random() < 0.7 else self.other_floor(m.floor_at(t)))
+                home = m.floor_at(t) or rng.choice(self.floors)  # it may leave before its own late join
+                self.join(m, tb, home if rng.random() < 0.7 else self.other_floor(home))
                 for s in mine:
                     ta = self.after(tb, 5 * MINUTE, 3 * HOUR)
                     if ta is not None:
