@@ -44,5 +44,8 @@ lock: ## Re-resolve constraints.txt from pyproject.toml in a scratch virtualenv.
 	/tmp/cohortflow-lock/bin/pip install -q -e '.[test]'
 	/tmp/cohortflow-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
+bench-worker: services ## Worker throughput vs the raw consume ceiling, freshness, memory (issue 3).
+	$(BIN)/python bench/bench_worker.py
+
 clean: ## Remove the virtualenv (not the services' data: see dev/services reset).
 	rm -rf $(VENV) *.egg-info

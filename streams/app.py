@@ -85,6 +85,7 @@ class FaustPositions:
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
+        self.uncommitted: dict[tuple[str, int], int] = {}
 
     async def seek(self, positions: dict[tuple[str, int], int | None]) -> None:
         consumer = self.app.consumer
@@ -102,10 +103,19 @@ class FaustPositions:
         return {(tp.topic, tp.partition): offset for tp, offset in found.items()}
 
     async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Remember offsets for Kafka; :meth:`flush` sends them (informative: PostgreSQL holds the truth).
+
+        Awaiting a Kafka commit per batch cost 7-25 ms of every batch's latency.
+        """
+        self.uncommitted.update(offsets)
+
+    async def flush(self) -> None:
+        if not self.uncommitted:
+            return
+        offsets, self.uncommitted = self.uncommitted, {}
         try:
-            # Informative only (lag tools, a faster start): PostgreSQL holds the offsets that count.
             await self.app.consumer._commit({TP(t, p): o for (t, p), o in offsets.items()})
-        except Exception as exc:  # a failed informative commit must not fail the batch
+        except Exception as exc:  # a failed informative commit must not fail anything
             log.debug("Kafka offset commit failed: %s", exc)
 
     def highwater(self, topic: str, partition: int) -> int | None:
@@ -122,7 +132,7 @@ class Runtime:
         self.app = app
         self.settings = settings
         self.observer = observer
-        self.batches = app.channel(maxsize=2)
+        self.batches = app.channel(maxsize=1)  # one fetched batch waits at most: latency over prefetch
         self.lock = asyncio.Lock()  # batches, assignments and revocations never interleave
         self.processor: BatchProcessor = None  # type: ignore[assignment]
 
@@ -277,6 +287,11 @@ def create_app(settings: Settings, observer: Observer | None = None) -> Cohortfl
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set, **_: Any) -> None:
         await runtime.revoked(revoked)
+
+    @app.timer(1.0)
+    async def report_offsets() -> None:
+        if runtime.processor is not None:
+            await runtime.processor.consumer.flush()  # type: ignore[attr-defined]
 
     @app.timer(5.0)
     async def lag() -> None:

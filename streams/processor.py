@@ -18,6 +18,7 @@ Exactly-once effect comes from three rules:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -51,7 +52,7 @@ class Consumer(Protocol):
     async def earliest(self, tps: Iterable[TP]) -> dict[TP, int]: ...
 
     async def commit(self, offsets: Mapping[TP, int]) -> None:
-        """Commit offsets to Kafka (informative only: PostgreSQL holds the truth)."""
+        """Report offsets to Kafka (informative only: PostgreSQL holds the truth); may be deferred."""
 
 
 def shard_of(entity_id: str, partitions: int) -> int:
@@ -182,15 +183,18 @@ class BatchProcessor:
             return Outcome(committed=False)
         report.records = len(events) + len(rejected)
 
-        await self.deadletters.send(rejected)
+        # Dead letters travel while the batch folds; they are acknowledged before the commit.
+        sending = asyncio.ensure_future(self.deadletters.send(rejected))
         started = time.perf_counter()
-        await self._load({entity_key(e) for e in events})
         try:
+            await self._load({entity_key(e) for e in events})
             effect = self.fold.apply(events, self.state)
         except Exception:
             self._evict(list(self.fences))  # the cache may be half-updated: trust only PostgreSQL now
+            await asyncio.gather(sending, return_exceptions=True)
             raise
         report.fold_seconds = time.perf_counter() - started
+        await sending
 
         changed = {key: (shard_of(key[1], self.partitions), self.state.entities[key]) for key in effect.changed}
         fences = {shard: self.fences.get(shard, 0) for shard, _ in changed.values()}

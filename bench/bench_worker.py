@@ -1,0 +1,289 @@
+"""Benchmark of the worker (issue 3), on the local stack: `make bench-worker`.
+
+In one run, on the same records:
+
+- raw ceiling: an aiokafka consumer group doing batch consume + orjson.loads, nothing else;
+- the worker: `cohortflow worker` from Kafka to committed views (time from its first commit to
+  the last, so start-up is not counted), with a py-spy profile of one repetition;
+- freshness: p50/p99 of record published -> its offset committed with the views, at a steady rate;
+- the worker's RSS once it holds the state of every student of the log.
+
+Repetitions are medians; the ratio compares figures from the same process tree and minute.
+Results go to bench/results/worker-<date>.json and a short table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import pickle
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cohortflow.settings import Settings, load_settings  # noqa: E402
+from schemas.topics import EVENT_TOPICS, topic_name  # noqa: E402
+from streams.topics import delete_topics, ensure_topics  # noqa: E402
+from tests.logs import adversarial_log  # noqa: E402
+from tests.streams.harness import Worker, applied, publish  # noqa: E402
+from views.migrate import migrate  # noqa: E402
+
+console = Console()
+CACHE = ROOT / "bench" / ".cache"
+RESULTS = ROOT / "bench" / "results"
+
+
+def workload(size: int, students: int, seed: int) -> list[tuple[str, bytes | None, bytes | None]]:
+    """A realistic cohort log (plus its adversarial 1%), cached on disk: generating 1M takes a minute."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"log-{seed}-{size}-{students}.pickle"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    with console.status(f"generating {size:,} records for {students:,} students (cached afterwards)"):
+        records = [(r.topic.value, r.key, r.value) for r in adversarial_log(seed, size, students=students)]
+    path.write_bytes(pickle.dumps(records))
+    return records
+
+
+def isolated(base: Settings, label: str) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    return load_settings(topic_prefix=f"bench{tag}.", postgres_schema=f"bench_{label}_{tag}",
+                         redis_prefix=f"bench{tag}:", consumer_group=f"bench-{label}-{tag}",
+                         partitions=base.partitions)
+
+
+def _overrides(settings: Settings) -> dict:
+    return {k: getattr(settings, k) for k in ("postgres_schema", "redis_prefix", "consumer_group", "partitions")}
+
+
+async def raw_ceiling(settings: Settings, total: int) -> float:
+    """Records/s of a bare consumer group: getmany in batches + orjson.loads of every value."""
+    topics = [topic_name(settings.topic_prefix, t) for t in EVENT_TOPICS]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=settings.kafka_bootstrap, group_id=f"raw-{uuid.uuid4()}",
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    await consumer.start()
+    seen, began = 0, None
+    try:
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+            if batch and began is None:
+                began = time.perf_counter()
+            for records in batch.values():
+                for record in records:
+                    if record.value is not None:
+                        try:
+                            orjson.loads(record.value)
+                        except orjson.JSONDecodeError:
+                            pass
+                seen += len(records)
+    finally:
+        await consumer.stop()
+    return seen / (time.perf_counter() - began)
+
+
+def worker_run(settings: Settings, total: int, log: Path, profile: Path | None) -> tuple[float, int]:
+    """Records/s from the worker's first commit to its last, and its RSS (bytes) at the end."""
+    worker = Worker(settings, log).start()
+    spy = None
+    try:
+        with Progress(TextColumn("worker"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                      TimeRemainingColumn(), console=console, transient=True) as progress:
+            task = progress.add_task("", total=total, rate="")
+            while applied(settings) == 0:
+                assert worker.alive, log.read_text()[-2000:]
+                time.sleep(0.01)
+            began, first = time.perf_counter(), applied(settings)
+            if profile and shutil.which(str(ROOT / ".venv" / "bin" / "py-spy")):
+                spy = subprocess.Popen([str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid",
+                                        str(worker.proc.pid), "--output", str(profile), "--duration", "15",
+                                        "--nonblocking", "--rate", "100"], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            done = first
+            while done < total:
+                assert worker.alive, log.read_text()[-2000:]
+                time.sleep(0.05)
+                done = applied(settings)
+                elapsed = time.perf_counter() - began
+                progress.update(task, completed=done, rate=f"{(done - first) / max(elapsed, 1e-9):,.0f}/s")
+            rate = (total - first) / (time.perf_counter() - began)
+        rss = int(next(line.split()[1] for line in Path(f"/proc/{worker.proc.pid}/status").read_text().splitlines()
+                       if line.startswith("VmRSS"))) * 1024
+        return rate, rss
+    finally:
+        if spy:
+            spy.wait(60)
+        worker.stop()
+
+
+async def freshness(settings: Settings, records: list, rate: int, seconds: float) -> list[float]:
+    """Publish ``rate`` records/s; latency of each from its acknowledgement to its offset committed."""
+    import psycopg
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=1, max_request_size=3 * 1024 * 1024)
+    await producer.start()
+    acked: list[tuple[str, int, int, float]] = []
+    latencies: list[float] = []
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        seen = 0
+        async with await psycopg.AsyncConnection.connect(settings.postgres_url, autocommit=True,
+                                                         options=f"-c search_path={settings.postgres_schema}") as conn:
+            while not stop.is_set() or seen < len(acked):
+                cur = await conn.execute("SELECT topic, partition, next_offset FROM consumer_offsets")
+                offsets = {(t, p): n for t, p, n in await cur.fetchall()}
+                now = time.perf_counter()
+                pending = []
+                for item in acked[seen:]:
+                    topic, partition, offset, at = item
+                    if offsets.get((topic, partition), 0) > offset:
+                        latencies.append(now - at)
+                    else:
+                        pending.append(item)
+                acked[seen:] = pending
+                await asyncio.sleep(0.005)
+
+    def on_ack(future: asyncio.Future) -> None:
+        if not future.exception():
+            meta = future.result()
+            acked.append((meta.topic, meta.partition, meta.offset, time.perf_counter()))
+
+    watcher = asyncio.create_task(watch())
+    began = time.perf_counter()
+    sent = 0
+    try:
+        while time.perf_counter() - began < seconds:
+            due = int((time.perf_counter() - began) * rate)
+            while sent < due and sent < len(records):
+                topic, key, value = records[sent]
+                future = await producer.send(topic_name(settings.topic_prefix, _topic(topic)), value, key=key)
+                future.add_done_callback(on_ack)
+                sent += 1
+            await asyncio.sleep(0.002)
+        sent_rate = sent / (time.perf_counter() - began)
+        if sent_rate < 0.95 * rate:
+            console.print(f"[yellow]freshness publisher reached only {sent_rate:,.0f}/s of {rate:,}/s[/]")
+    finally:
+        await producer.stop()
+        stop.set()
+        await asyncio.wait_for(watcher, timeout=120)
+    return latencies
+
+
+def _topic(name: str):  # noqa: ANN202
+    from schemas.topics import Topic
+
+    return Topic(name)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000, help="records in the log [1,000,000]")
+    parser.add_argument("--students", type=int, default=50_000, help="students in the cohort [50,000]")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions for the medians [3]")
+    parser.add_argument("--fresh-rate", type=int, default=5_000, help="steady rate for freshness, records/s")
+    parser.add_argument("--fresh-seconds", type=float, default=30, help="length of the freshness run")
+    parser.add_argument("--seed", type=int, default=21)
+    args = parser.parse_args()
+
+    base = load_settings()
+    records = workload(args.records, args.students, args.seed)
+    total = len(records)
+    topics_settings = isolated(base, "log")
+    asyncio.run(ensure_topics(topics_settings))
+    began = time.perf_counter()
+    with console.status(f"publishing {total:,} records"):
+        asyncio.run(publish(topics_settings, records))
+    console.print(f"published {total:,} records in {time.perf_counter() - began:.1f} s")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    profile = RESULTS / f"worker-profile-{stamp}.svg"
+
+    raw, rates, rss = [], [], []
+    schemas = []
+    try:
+        for i in range(args.repeat):
+            raw.append(asyncio.run(raw_ceiling(topics_settings, total)))
+            run = isolated(base, "w")
+            run = load_settings(**{**_overrides(run), "topic_prefix": topics_settings.topic_prefix})
+            migrate(run)
+            schemas.append(run)
+            rate, memory = worker_run(run, total, Path(f"/tmp/bench-worker-{i}.log"), profile if i == 0 else None)
+            rates.append(rate)
+            rss.append(memory)
+            console.print(f"run {i + 1}: raw {raw[-1]:,.0f}/s, worker {rate:,.0f}/s, RSS {memory / 2**20:,.0f} MiB")
+
+        # Freshness: a worker caught up on the whole log, then a steady stream.
+        run = schemas[-1]
+        fresh_records = workload(max(args.fresh_rate * int(args.fresh_seconds) + 1000, 500), 2_000, args.seed + 1)
+        worker = Worker(run, Path("/tmp/bench-worker-fresh.log")).start()
+        try:
+            while applied(run) < total:
+                time.sleep(0.1)
+            with console.status(f"freshness at {args.fresh_rate:,}/s for {args.fresh_seconds:.0f} s"):
+                latencies = asyncio.run(freshness(run, fresh_records, args.fresh_rate, args.fresh_seconds))
+        finally:
+            worker.stop()
+    finally:
+        asyncio.run(delete_topics(topics_settings, [topic_name(topics_settings.topic_prefix, t)
+                                                    for t in EVENT_TOPICS]))
+        import psycopg
+
+        with psycopg.connect(base.postgres_url, autocommit=True) as conn:
+            for run in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{run.postgres_schema}" CASCADE')
+
+    result = {
+        "date": stamp,
+        "records": total,
+        "students": args.students,
+        "raw_ceiling_per_s": statistics.median(raw),
+        "worker_per_s": statistics.median(rates),
+        "ratio": statistics.median(rates) / statistics.median(raw),
+        "raw_runs": raw,
+        "worker_runs": rates,
+        "worker_rss_bytes": max(rss),
+        "freshness_rate_per_s": args.fresh_rate,
+        "freshness_p50_ms": 1000 * percentile(latencies, 50),
+        "freshness_p99_ms": 1000 * percentile(latencies, 99),
+        "freshness_samples": len(latencies),
+        "profile": profile.name if profile.exists() else None,
+        "targets": {"worker_per_s": 50_000, "ratio": 0.40, "freshness_p99_ms": 250, "worker_rss_bytes": 2**30},
+    }
+    (RESULTS / f"worker-{stamp}.json").write_text(json.dumps(result, indent=2))
+    table = Table("figure", "measured", "target")
+    table.add_row("raw ceiling (median)", f"{result['raw_ceiling_per_s']:,.0f} records/s", "")
+    table.add_row("worker, Kafka -> committed views", f"{result['worker_per_s']:,.0f} records/s", ">= 50,000")
+    table.add_row("worker / raw", f"{result['ratio']:.1%}", ">= 40%")
+    table.add_row(f"freshness p50 / p99 at {args.fresh_rate:,}/s",
+                  f"{result['freshness_p50_ms']:.0f} / {result['freshness_p99_ms']:.0f} ms", "p99 <= 250 ms")
+    table.add_row(f"worker RSS, {args.students:,} students", f"{result['worker_rss_bytes'] / 2**20:,.0f} MiB",
+                  "<= 1024 MiB")
+    console.print(table)
+    console.print(f"results: bench/results/worker-{stamp}.json" + (f", profile: {profile}" if profile.exists() else ""))
+
+
+if __name__ == "__main__":
+    main()
