@@ -45,6 +45,7 @@ from views.migrate import migrate  # noqa: E402
 
 console = Console()
 CACHE = ROOT / "bench" / ".cache"
+WARMUP = 5.0  # seconds of the freshness run not counted (cache warm-up after the worker starts)
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -139,7 +140,7 @@ async def freshness(settings: Settings, records: list, rate: int, seconds: float
                                 linger_ms=1, max_request_size=3 * 1024 * 1024)
     await producer.start()
     acked: list[tuple[str, int, int, float]] = []
-    latencies: list[float] = []
+    latencies: list[tuple[float, float]] = []  # (seconds into the run, latency)
     stop = asyncio.Event()
 
     async def watch() -> None:
@@ -154,7 +155,7 @@ async def freshness(settings: Settings, records: list, rate: int, seconds: float
                 for item in acked[seen:]:
                     topic, partition, offset, at = item
                     if offsets.get((topic, partition), 0) > offset:
-                        latencies.append(now - at)
+                        latencies.append((at - began, now - at))
                     else:
                         pending.append(item)
                 acked[seen:] = pending
@@ -165,8 +166,8 @@ async def freshness(settings: Settings, records: list, rate: int, seconds: float
             meta = future.result()
             acked.append((meta.topic, meta.partition, meta.offset, time.perf_counter()))
 
-    watcher = asyncio.create_task(watch())
     began = time.perf_counter()
+    watcher = asyncio.create_task(watch())
     sent = 0
     try:
         while time.perf_counter() - began < seconds:
@@ -237,13 +238,24 @@ def main() -> None:
 
         # Freshness: a worker caught up on the whole log, then a steady stream.
         run = schemas[-1]
-        fresh_records = workload(max(args.fresh_rate * int(args.fresh_seconds) + 1000, 500), 2_000, args.seed + 1)
+        fresh_records = workload(max(int(args.fresh_rate * (args.fresh_seconds + WARMUP)) + 1000, 500), 2_000,
+                                 args.seed + 1)
         worker = Worker(run, Path("/tmp/bench-worker-fresh.log")).start()
         try:
             while applied(run) < total:
                 time.sleep(0.1)
             with console.status(f"freshness at {args.fresh_rate:,}/s for {args.fresh_seconds:.0f} s"):
-                latencies = asyncio.run(freshness(run, fresh_records, args.fresh_rate, args.fresh_seconds))
+                timed = asyncio.run(freshness(run, fresh_records, args.fresh_rate, args.fresh_seconds + WARMUP))
+            by_second = []
+            for second in range(int(args.fresh_seconds + WARMUP)):
+                bucket = [lat for at, lat in timed if second <= at < second + 1]
+                if bucket:
+                    by_second.append({"second": second, "p50_ms": 1000 * percentile(bucket, 50),
+                                      "p99_ms": 1000 * percentile(bucket, 99), "n": len(bucket)})
+                    console.print(f"  second {second:3d}: p50 {1000 * percentile(bucket, 50):6.0f} ms,"
+                                  f" p99 {1000 * percentile(bucket, 99):6.0f} ms, n={len(bucket)}")
+            # Steady state: the first seconds warm the cache after the worker's start.
+            latencies = [lat for at, lat in timed if at >= WARMUP]
         finally:
             worker.stop()
     finally:
@@ -269,6 +281,8 @@ def main() -> None:
         "freshness_p50_ms": 1000 * percentile(latencies, 50),
         "freshness_p99_ms": 1000 * percentile(latencies, 99),
         "freshness_samples": len(latencies),
+        "freshness_warmup_seconds": WARMUP,
+        "freshness_by_second": by_second,
         "profile": profile.name if profile.exists() else None,
         "targets": {"worker_per_s": 50_000, "ratio": 0.40, "freshness_p99_ms": 250, "worker_rss_bytes": 2**30},
     }

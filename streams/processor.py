@@ -87,6 +87,7 @@ class BatchProcessor:
         self.positions: dict[TP, int | None] = {}  # next offset per ready partition; None: start of the log
         self.pending_seeks: dict[TP, int | None] = {}  # stored offsets the consumer must seek to
         self.epochs: dict[TP, int] = {}  # bumped by every seek of a partition: older fetches are void
+        self._restoring: asyncio.Future | None = None
 
     # --- assignment ----------------------------------------------------------------------
     async def assign(self, tps: Iterable[TP]) -> None:
@@ -217,12 +218,21 @@ class BatchProcessor:
             self.positions[tp] = new
 
         await self.badges.write(updates)
-        if self.badges.needs_restore:
-            self.observer.badges_restored(await self.badges.restore(self.store.badges))
+        if self.badges.needs_restore and (self._restoring is None or self._restoring.done()):
+            # Off the batch path: every write carries a revision, so a restore racing new writes is safe.
+            self._restoring = asyncio.ensure_future(self._restore_badges())
         await self.consumer.commit({tp: new for tp, (_, new) in offsets.items()})
         report.freshness = _freshness(effect)
         self.observer.batch(report)
         return Outcome(committed=True, records=report.records, events=len(events), rejected=len(rejected))
+
+    async def _restore_badges(self) -> None:
+        self.badges.needs_restore = False  # a failure or a Redis restart meanwhile sets it again
+        try:
+            self.observer.badges_restored(await self.badges.restore(self.store.badges))
+        except Exception as exc:  # PostgreSQL trouble: try again after the next batch
+            log.warning("restoring badges into Redis failed: %s", exc)
+            self.badges.needs_restore = True
 
     async def _load(self, keys: set[EntityKey]) -> None:
         """Bring the entities of ``keys`` into the cache: the fence of a new shard first, then the rows."""

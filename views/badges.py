@@ -80,15 +80,17 @@ class RedisBadges:
                      args=[update.rev, update.unread, pending, self.channel, message], client=pipe)
 
     async def restore(self, pages: Callable[[str], Awaitable[list[BadgeUpdate]]]) -> int:
-        """Write every badge PostgreSQL holds (page by page, in user_id order); then set the marker.
+        """Write every badge PostgreSQL holds (page by page, in user_id order), then vouch for it.
 
-        Returns how many badges Redis did not have at their revision. The marker
-        is set only after a complete pass, so a crash midway restores again.
+        Returns how many badges Redis did not have at their revision. A token
+        written first must still be there at the end: if Redis lost its data
+        meanwhile, the restore is not vouched for and ``needs_restore`` stays set.
         """
         written = 0
-        token = uuid.uuid4().hex
+        token = f"restoring:{uuid.uuid4().hex}"
         after = ""
         try:
+            await self.client.set(self.marker, token)
             while True:
                 page = await pages(after)
                 if not page:
@@ -98,12 +100,13 @@ class RedisBadges:
                         await self._queue(pipe, update)
                     written += sum(await pipe.execute())
                 after = page[-1].user_id
-            await self.client.set(self.marker, token)
+            if (await self.client.get(self.marker)) != token.encode():
+                self.needs_restore = True  # Redis restarted while we wrote: again
+            else:
+                await self.client.set(self.marker, token.removeprefix("restoring:"))
         except RedisError as exc:
             log.warning("restoring badges into Redis failed (%s); will retry", exc)
             self.needs_restore = True
-            return written
-        self.needs_restore = False
         return written
 
     async def read(self, user_id: str) -> dict[str, int]:

@@ -179,17 +179,23 @@ class Counted:
 
     seen: dict[str, int] = field(default_factory=dict)  # event_id -> ts
     newest: int = 0
+    oldest: int | None = field(default=None, compare=False)  # min of seen; derived, None: not known yet
 
     def first_time(self, event_id: str, ts: int, horizon_us: int) -> bool:
         """Record ``event_id``; False when it was counted already (within the horizon)."""
         if event_id in self.seen:
             return False
         self.seen[event_id] = ts
+        if self.oldest is None:
+            self.oldest = min(self.seen.values())
+        elif ts < self.oldest:
+            self.oldest = ts
         if ts > self.newest:
             self.newest = ts
             cutoff = ts - horizon_us
-            if len(self.seen) > 64 and min(self.seen.values()) < cutoff:
+            if self.oldest < cutoff and len(self.seen) > 64:  # O(1) unless something is due
                 self.seen = {e: t for e, t in self.seen.items() if t >= cutoff}
+                self.oldest = min(self.seen.values())
         return True
 
 
@@ -219,9 +225,33 @@ class Inbox:
     notifications: dict[str, Notification] = field(default_factory=dict)
     read_all: int | None = None  # greatest ts of notification.read_all
     unread: int = 0  # kept equal to the number of unread notifications
+    # notification_id -> its earliest created ts, for the unread ones; derived (rebuilt after a load)
+    unread_since: dict[str, int] | None = field(default=None, compare=False)
 
-    def recount(self) -> int:
-        self.unread = sum(1 for n in self.notifications.values() if n.unread(self.read_all))
+    def _unread_since(self) -> dict[str, int]:
+        if self.unread_since is None:
+            self.unread_since = {nid: min(n.created.values()) for nid, n in self.notifications.items()
+                                 if n.unread(self.read_all)}
+        return self.unread_since
+
+    def refresh(self, notification_id: str) -> int:
+        """Re-judge one notification after a change to it; return the unread count."""
+        unread = self._unread_since()
+        note = self.notifications[notification_id]
+        if note.unread(self.read_all):
+            unread[notification_id] = min(note.created.values())
+        else:
+            unread.pop(notification_id, None)
+        self.unread = len(unread)
+        return self.unread
+
+    def mark_all_read(self, ts: int) -> int:
+        """Apply a read_all at ``ts`` (the newest so far); return the unread count."""
+        unread = self._unread_since()
+        self.read_all = ts
+        for nid in [nid for nid, created in unread.items() if created <= ts]:
+            del unread[nid]
+        self.unread = len(unread)
         return self.unread
 
 

@@ -254,10 +254,11 @@ class Fold:
         return True
 
     def _inbox(self, inbox: Inbox, ts: int, event: EventBase, effect: Effect) -> bool:
+        before = inbox.unread
         if isinstance(event, NotificationReadAll):
             if inbox.read_all is not None and inbox.read_all >= ts:
                 return False
-            inbox.read_all = ts
+            inbox.mark_all_read(ts)
         else:
             nid = event.data.notification_id  # type: ignore[attr-defined]
             note = inbox.notifications.get(nid)
@@ -274,8 +275,8 @@ class Fold:
                 note.read = True
             else:
                 raise TypeError(f"not a notification event: {event.type}")
-        before = inbox.unread
-        if before != inbox.recount():
+            inbox.refresh(nid)
+        if inbox.unread != before:
             _add(effect.deltas, GLOBAL, "unread_notifications", inbox.unread - before)
             effect.unread[inbox.id] = inbox.unread
         return True

@@ -3,8 +3,10 @@
 Commit order, fixed so that concurrent workers lock rows in one global order
 and never deadlock: shard fences, offsets, entity states, floors, floor
 pillars, mentors, mentor activity, days, global, badges. Within a table rows
-are locked in key order. Every statement sends arrays (``unnest``), so a
-batch costs a constant number of round trips, pipelined.
+are locked in key order. A batch costs a constant number of round trips:
+entity states go by binary COPY, view rows as one orjson-encoded ``jsonb``
+parameter per table (``jsonb_to_recordset``), both far cheaper than letting
+the driver dump large arrays element by element.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
@@ -153,16 +156,18 @@ class PostgresViews:
         Raises :class:`FenceConflict` (nothing written) when another worker moved
         a shard or an offset this batch depends on.
         """
-        async with self._connection() as conn, conn.transaction(), conn.pipeline():
-            await self._fences(conn, commit.fences)
-            await self._offsets(conn, commit.offsets)
-            await self._entities(conn, commit.entities)
-            await self._floors(conn, effect)
-            mentors = await self._mentors(conn, effect)
-            await self._activity(conn, effect)
-            await self._days(conn, effect)
-            await self._global(conn, effect)
-            return await self._badges(conn, effect, mentors)
+        async with self._connection() as conn, conn.transaction():
+            async with conn.pipeline():
+                await self._fences(conn, commit.fences)
+                await self._offsets(conn, commit.offsets)
+            await self._entities(conn, commit.entities)  # COPY: not allowed in a pipeline
+            async with conn.pipeline():
+                await self._floors(conn, effect)
+                mentors = await self._mentors(conn, effect)
+                await self._activity(conn, effect)
+                await self._days(conn, effect)
+                await self._global(conn, effect)
+                return await self._badges(conn, effect, mentors)
 
     async def _fences(self, conn: psycopg.AsyncConnection, fences: Mapping[int, int]) -> None:
         if not fences:
@@ -204,56 +209,64 @@ class PostgresViews:
             raise FenceConflict(f"offsets of {sorted(moved)} were committed by another worker meanwhile")
 
     async def _entities(self, conn: psycopg.AsyncConnection, entities: Mapping[EntityKey, tuple[int, Entity]]) -> None:
+        """Binary COPY into a per-session temp table, then one upsert: the bulk of every batch's bytes."""
         if not entities:
             return
-        keys = sorted(entities)
         await conn.execute(
-            "INSERT INTO entity_state (kind, id, shard, body)"
-            " SELECT * FROM unnest(%s::\"char\"[], %s::text[], %s::int[], %s::bytea[])"
-            " ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body, shard = EXCLUDED.shard",
-            [[k for k, _ in keys], [i for _, i in keys], [entities[k][0] for k in keys],
-             [state_codec.encode(entities[k][1]) for k in keys]],
+            "CREATE TEMP TABLE IF NOT EXISTS entity_batch (kind text, id text, shard integer, body bytea)"
+            " ON COMMIT DELETE ROWS"
+        )
+        async with conn.cursor().copy("COPY entity_batch (kind, id, shard, body) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "text", "int4", "bytea"])
+            for key in sorted(entities):
+                shard, entity = entities[key]
+                await copy.write_row((key[0], key[1], shard, state_codec.encode(entity)))
+        await conn.execute(
+            "INSERT INTO entity_state (kind, id, shard, body) SELECT kind::\"char\", id, shard, body"
+            " FROM entity_batch ORDER BY kind, id"
+            " ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body, shard = EXCLUDED.shard"
         )
 
     async def _floors(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
         rows = _rows_of(effect, "F")
         if not rows:
             return
-        named = sorted(r for r in rows if r in effect.named)
+        named = [r for r in rows if r in effect.named]
         if named:
             await conn.execute(
-                "INSERT INTO floor_counts (campus, floor) SELECT * FROM unnest(%s::text[], %s::text[])"
-                " ON CONFLICT DO NOTHING",
-                [[r[1] for r in named], [r[2] for r in named]],
+                "INSERT INTO floor_counts (campus, floor)"
+                " SELECT campus, floor FROM jsonb_to_recordset(%s::jsonb) AS d(campus text, floor text)"
+                " ORDER BY campus, floor ON CONFLICT DO NOTHING",
+                [_json([{"campus": r[1], "floor": r[2]} for r in named])],
             )
-        campus, floor = [r[1] for r in rows], [r[2] for r in rows]
+        payload = _json([_record(effect, r, FLOOR_FIELDS, campus=r[1], floor=r[2]) for r in rows])
         await conn.execute(
-            "SELECT 1 FROM floor_counts f JOIN unnest(%s::text[], %s::text[]) u(c, f)"
-            " ON f.campus = u.c AND f.floor = u.f ORDER BY f.campus, f.floor FOR UPDATE OF f",
-            [campus, floor],
+            "SELECT 1 FROM floor_counts f JOIN jsonb_to_recordset(%s::jsonb) AS d(campus text, floor text)"
+            " ON f.campus = d.campus AND f.floor = d.floor ORDER BY f.campus, f.floor FOR UPDATE OF f",
+            [payload],
         )
-        columns = [[effect.deltas.get(r, {}).get(name, 0) for r in rows] for name in FLOOR_FIELDS]
         await conn.execute(
             sql.SQL(
                 "UPDATE floor_counts f SET {sets}, as_of = greatest(f.as_of, d.as_of),"
                 " updated_at = CASE WHEN d.changed OR d.as_of > coalesce(f.as_of, '-infinity') THEN now()"
                 " ELSE f.updated_at END"
-                " FROM unnest(%s::text[], %s::text[], {arrays}, %s::timestamptz[], %s::bool[])"
-                " AS d(campus, floor, {names}, as_of, changed)"
+                " FROM jsonb_to_recordset(%s::jsonb) AS d(campus text, floor text, {columns},"
+                " as_of timestamptz, changed boolean)"
                 " WHERE f.campus = d.campus AND f.floor = d.floor"
             ).format(**_additive(FLOOR_FIELDS, "f")),
-            [campus, floor, *columns, _as_of(effect, rows), _changed(effect, rows)],
+            [payload],
         )
-        pillars = sorted(
-            (r[1], r[2], name[len(_PILLAR):], delta)
-            for r in rows for name, delta in effect.deltas.get(r, {}).items() if name.startswith(_PILLAR)
-        )
+        pillars = [
+            {"campus": r[1], "floor": r[2], "pillar": name[len(_PILLAR):], "completed": delta}
+            for r in rows for name, delta in sorted(effect.deltas.get(r, {}).items()) if name.startswith(_PILLAR)
+        ]
         if pillars:
             await conn.execute(
                 "INSERT INTO floor_pillar_counts AS p (campus, floor, pillar, completed)"
-                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[])"
+                " SELECT * FROM jsonb_to_recordset(%s::jsonb) AS d(campus text, floor text, pillar text, completed int)"
+                " ORDER BY campus, floor, pillar"
                 " ON CONFLICT (campus, floor, pillar) DO UPDATE SET completed = p.completed + EXCLUDED.completed",
-                [list(col) for col in zip(*pillars)],
+                [_json(pillars)],
             )
 
     async def _mentors(self, conn: psycopg.AsyncConnection, effect: Effect) -> dict[str, tuple[int, bool]]:
@@ -262,19 +275,28 @@ class PostgresViews:
                       | {("M", m) for m, _ in effect.activity})
         if not rows:
             return {}
-        ids = [r[1] for r in rows]
         cur = await conn.execute(
-            "INSERT INTO mentor_counts AS m (mentor_id, named) SELECT * FROM unnest(%s::text[], %s::bool[])"
+            "INSERT INTO mentor_counts AS m (mentor_id, named)"
+            " SELECT mentor_id, named FROM jsonb_to_recordset(%s::jsonb) AS d(mentor_id text, named boolean)"
+            " ORDER BY mentor_id"
             " ON CONFLICT (mentor_id) DO UPDATE SET named = true, updated_at = now()"
             " WHERE EXCLUDED.named AND NOT m.named RETURNING mentor_id, named",
-            [ids, [r in effect.named for r in rows]],
+            [_json([{"mentor_id": r[1], "named": r in effect.named} for r in rows])],
         )
         newly_named = {m for m, named in await cur.fetchall() if named}
+        records = []
+        for r in rows:
+            mine = effect.mentor_self.get(r[1])
+            record = _record(effect, r, MENTOR_FIELDS, mentor_id=r[1], has_self=mine is not None)
+            if mine is not None:
+                record.update(campus=mine[0], floor=mine[1], active=mine[2])
+            records.append(record)
+        payload = _json(records)
         await conn.execute(
-            "SELECT 1 FROM mentor_counts WHERE mentor_id = ANY(%s) ORDER BY mentor_id FOR UPDATE", [ids]
+            "SELECT 1 FROM mentor_counts m JOIN jsonb_to_recordset(%s::jsonb) AS d(mentor_id text)"
+            " ON m.mentor_id = d.mentor_id ORDER BY m.mentor_id FOR UPDATE OF m",
+            [payload],
         )
-        selves = [effect.mentor_self.get(m) for m in ids]
-        columns = [[effect.deltas.get(r, {}).get(name, 0) for r in rows] for name in MENTOR_FIELDS]
         cur = await conn.execute(
             sql.SQL(
                 "UPDATE mentor_counts m SET {sets},"
@@ -284,15 +306,12 @@ class PostgresViews:
                 " as_of = greatest(m.as_of, d.as_of),"
                 " updated_at = CASE WHEN d.changed OR d.has_self OR d.as_of > coalesce(m.as_of, '-infinity')"
                 " THEN now() ELSE m.updated_at END"
-                " FROM unnest(%s::text[], {arrays}, %s::bool[], %s::text[], %s::text[], %s::bool[],"
-                " %s::timestamptz[], %s::bool[])"
-                " AS d(mentor_id, {names}, has_self, campus, floor, active, as_of, changed)"
+                " FROM jsonb_to_recordset(%s::jsonb) AS d(mentor_id text, {columns}, has_self boolean,"
+                " campus text, floor text, active boolean, as_of timestamptz, changed boolean)"
                 " WHERE m.mentor_id = d.mentor_id"
                 " RETURNING m.mentor_id, m.pending_reviews, m.named, d.pending_reviews <> 0"
             ).format(**_additive(MENTOR_FIELDS, "m")),
-            [ids, *columns, [s is not None for s in selves], [s[0] if s else None for s in selves],
-             [s[1] if s else None for s in selves], [s[2] if s else None for s in selves],
-             _as_of(effect, rows), _changed(effect, rows)],
+            [payload],
         )
         return {m: (pending, named) for m, pending, named, moved in await cur.fetchall()
                 if named and (moved or m in newly_named)}
@@ -327,27 +346,33 @@ class PostgresViews:
         rows = _rows_of(effect, "D")
         if not rows:
             return
-        days = [day_date(r[1]) for r in rows]
+        records = []
+        for r in rows:
+            deltas = effect.deltas.get(r, {})
+            records.append(_record(effect, r, DAY_FIELDS, day=day_date(r[1]),
+                                   steps=bool(deltas.get("students_step") or deltas.get("mentors_step"))))
+        payload = _json(records)
         await conn.execute(
-            "INSERT INTO daily_counts (day) SELECT * FROM unnest(%s::date[]) ON CONFLICT DO NOTHING", [days]
+            "INSERT INTO daily_counts (day) SELECT day FROM jsonb_to_recordset(%s::jsonb) AS d(day date)"
+            " ORDER BY day ON CONFLICT DO NOTHING",
+            [payload],
         )
         await conn.execute(
-            "SELECT 1 FROM daily_counts WHERE day = ANY(%s) ORDER BY day FOR UPDATE", [days]
+            "SELECT 1 FROM daily_counts x JOIN jsonb_to_recordset(%s::jsonb) AS d(day date) ON x.day = d.day"
+            " ORDER BY x.day FOR UPDATE OF x",
+            [payload],
         )
-        columns = [[effect.deltas.get(r, {}).get(name, 0) for r in rows] for name in DAY_FIELDS]
-        steps = [bool(effect.deltas.get(r, {}).get("students_step") or effect.deltas.get(r, {}).get("mentors_step"))
-                 for r in rows]
         await conn.execute(
             sql.SQL(
                 "UPDATE daily_counts x SET {sets}, as_of = greatest(x.as_of, d.as_of),"
                 " steps_changed_at = CASE WHEN d.steps THEN now() ELSE x.steps_changed_at END,"
                 " updated_at = CASE WHEN d.changed OR d.as_of > coalesce(x.as_of, '-infinity') THEN now()"
                 " ELSE x.updated_at END"
-                " FROM unnest(%s::date[], {arrays}, %s::timestamptz[], %s::bool[], %s::bool[])"
-                " AS d(day, {names}, as_of, changed, steps)"
+                " FROM jsonb_to_recordset(%s::jsonb) AS d(day date, {columns}, as_of timestamptz, changed boolean,"
+                " steps boolean)"
                 " WHERE x.day = d.day"
             ).format(**_additive(DAY_FIELDS, "x")),
-            [days, *columns, _as_of(effect, rows), _changed(effect, rows), steps],
+            [payload],
         )
 
     async def _global(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
@@ -393,21 +418,27 @@ def _rows_of(effect: Effect, kind: str) -> list[Row]:
     return sorted(rows)
 
 
-def _as_of(effect: Effect, rows: list[Row]) -> list[datetime | None]:
-    return [instant(effect.as_of[r]) if r in effect.as_of else None for r in rows]
+def _record(effect: Effect, row: Row, fields: tuple[str, ...], **keys: object) -> dict:
+    """One row of a batch for ``jsonb_to_recordset``: its keys, every delta (0 when none), as_of, changed."""
+    deltas = effect.deltas.get(row, {})
+    record = {**keys, **{name: deltas.get(name, 0) for name in fields}, "changed": any(deltas.values())}
+    ts = effect.as_of.get(row)
+    record["as_of"] = instant(ts) if ts is not None else None
+    return record
 
 
-def _changed(effect: Effect, rows: list[Row]) -> list[bool]:
-    return [any(effect.deltas.get(r, {}).values()) for r in rows]
+def _json(records: list[dict]) -> str:
+    # orjson writes datetimes as RFC 3339 and dates as ISO dates, which jsonb_to_recordset reads back exactly.
+    return orjson.dumps(records).decode()
 
 
 def _additive(fields: tuple[str, ...], alias: str) -> dict[str, sql.Composable]:
-    """SET clauses adding ``d.<field>`` to each column, and the matching unnest arrays and names."""
-    array_type = {"review_us_sum": "bigint[]"}
+    """SET clauses adding ``d.<field>`` to each column, and the recordset's column definitions."""
+    types = {"review_us_sum": "bigint"}
     return {
         "sets": sql.SQL(", ").join(
             sql.SQL("{c} = {a}.{c} + d.{c}").format(c=sql.Identifier(n), a=sql.Identifier(alias)) for n in fields
         ),
-        "arrays": sql.SQL(", ").join(sql.SQL("%s::" + array_type.get(n, "int[]")) for n in fields),
-        "names": sql.SQL(", ").join(sql.Identifier(n) for n in fields),
+        "columns": sql.SQL(", ").join(sql.SQL("{} " + types.get(n, "integer")).format(sql.Identifier(n))
+                                      for n in fields),
     }
