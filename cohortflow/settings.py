@@ -89,6 +89,21 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("127.0.0.1", description="the address the read API listens on, e.g. 0.0.0.0")
     api_port: int = Field(8000, ge=1, le=65535, description="a TCP port (1-65535) for the read API")
+    api_rate_limit: int = Field(
+        1200, ge=1, le=1_000_000, description="an integer >= 1: requests one API token may make per rate window"
+    )
+    api_rate_window_seconds: float = Field(
+        60.0, gt=0, le=86_400, description="seconds (> 0) of the API's sliding rate-limit window"
+    )
+    api_token_cache_seconds: float = Field(
+        2.0, ge=0, le=300, description="seconds 0-300 an API process trusts a token check (revocation delay)"
+    )
+    api_lag_degraded: int = Field(
+        10_000, ge=0, description="an integer >= 0: consumer lag (records) above which /health says degraded"
+    )
+    sse_heartbeat_seconds: float = Field(
+        15.0, gt=0, le=300, description="seconds (> 0, <= 300) between heartbeats on the badge event streams"
+    )
     metrics_port: int = Field(
         9400, ge=0, le=65535, description="a TCP port for the worker's Prometheus /metrics (0 turns it off)"
     )
