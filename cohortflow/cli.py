@@ -133,6 +133,83 @@ def worker(ctx: Context, metrics: bool) -> None:
     faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
+def _progress(label: str):  # noqa: ANN202 - a rich Progress and a callback for it
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                        TimeRemainingColumn(), console=console)
+    task = progress.add_task(label, total=None, rate="")
+    started = [None]
+
+    def update(done: int, total: int) -> None:
+        import time
+
+        started[0] = started[0] or time.monotonic()
+        elapsed = max(time.monotonic() - started[0], 1e-6)
+        progress.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f} records/s")
+
+    return progress, update
+
+
+def _views_option(f):  # noqa: ANN001, ANN202 - click decorator
+    return click.option("--views", "views", default="floors,mentors,global,notifications", show_default=True,
+                        help="Comma-separated views: floors, mentors, global, notifications.")(f)
+
+
+@cli.command()
+@_views_option
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z",
+                                                        "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+              help="Keep only events that occurred at or before this instant (UTC when no offset): the views "
+                   "as they stood then.")
+@click.option("--into", help="Schema to build into [default: <schema>_rebuild, or <schema>_asof_<T> with --until].")
+@click.option("--swap", is_flag=True, help="Promote the rebuilt schema to live atomically (the worker may run).")
+@pass_context
+def rebuild(ctx: Context, views: str, until, into: str | None, swap: bool) -> None:  # noqa: ANN001
+    """Replay the topics from the start up to the current end into a shadow schema."""
+    from datetime import UTC
+
+    from views.rebuild import rebuild as run
+
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    progress, update = _progress("replaying")
+    with progress:
+        result = run(ctx.settings, views=tuple(v.strip() for v in views.split(",") if v.strip()), until=until,
+                     into=into, swap=swap, progress=update)
+    stats = result.stats
+    out.print(f"rebuilt {result.schema}: {stats.records:,} records ({stats.events:,} events, {stats.rejected:,} "
+              f"rejected) in {result.seconds:.1f} s ({stats.records / max(result.seconds, 1e-9):,.0f} records/s)")
+    if swap:
+        out.print(f"swapped: {ctx.settings.postgres_schema} is live; the previous views are in schema "
+                  f"{result.swapped_out or '(none existed)'} (drop it when you no longer need it)")
+
+
+@cli.command()
+@_views_option
+@click.option("--repair", is_flag=True, help="Correct the live rows found different, in the same transaction.")
+@pass_context
+def validate(ctx: Context, views: str, repair: bool) -> None:
+    """Compare the live views with a recomputation from the log, field by field (exit 1 on a difference)."""
+    from views.validate import validate as run
+
+    progress, update = _progress("recomputing")
+    with progress:
+        result = run(ctx.settings, views=tuple(v.strip() for v in views.split(",") if v.strip()), repair=repair,
+                     progress=update)
+    table = Table("view", "key", "field", "live", "expected")
+    for d in result.differences[:50]:
+        table.add_row(d.view + (" (redis)" if d.table == "redis" else ""), ", ".join(map(str, d.key)), d.field,
+                      str(d.live), str(d.expected))
+    if result.differences:
+        out.print(table)
+    out.print(f"validate {result.run_id}: {result.compared_rows:,} rows compared, {len(result.differences)} "
+              f"difference(s)" + (", repaired" if result.repaired and result.differences else "")
+              + " (all in view_validation_log)")
+    if result.differences and not result.repaired:
+        sys.exit(1)
+
+
 @cli.group()
 def schemas() -> None:
     """The event contract as JSON Schema, for producers in other languages."""

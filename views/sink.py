@@ -61,7 +61,9 @@ def pool(settings: Settings, max_size: int = 4) -> AsyncConnectionPool:
         settings.postgres_url,
         min_size=1,
         max_size=max_size,
-        kwargs={"options": f"-c search_path={settings.postgres_schema}"},
+        # No server-side prepared statements: their plans would keep naming the old tables after
+        # `rebuild --swap` renames schemas; every statement must resolve the schema by name.
+        kwargs={"options": f"-c search_path={settings.postgres_schema}", "prepare_threshold": None},
         check=AsyncConnectionPool.check_connection,
         open=False,
         name="cohortflow-views",
@@ -209,23 +211,7 @@ class PostgresViews:
             raise FenceConflict(f"offsets of {sorted(moved)} were committed by another worker meanwhile")
 
     async def _entities(self, conn: psycopg.AsyncConnection, entities: Mapping[EntityKey, tuple[int, Entity]]) -> None:
-        """Binary COPY into a per-session temp table, then one upsert: the bulk of every batch's bytes."""
-        if not entities:
-            return
-        await conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS entity_batch (kind text, id text, shard integer, body bytea)"
-            " ON COMMIT DELETE ROWS"
-        )
-        async with conn.cursor().copy("COPY entity_batch (kind, id, shard, body) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["text", "text", "int4", "bytea"])
-            for key in sorted(entities):
-                shard, entity = entities[key]
-                await copy.write_row((key[0], key[1], shard, state_codec.encode(entity)))
-        await conn.execute(
-            "INSERT INTO entity_state (kind, id, shard, body) SELECT kind::\"char\", id, shard, body"
-            " FROM entity_batch ORDER BY kind, id"
-            " ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body, shard = EXCLUDED.shard"
-        )
+        await write_entities(conn, ((key, shard, entity) for key, (shard, entity) in sorted(entities.items())))
 
     async def _floors(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
         rows = _rows_of(effect, "F")
@@ -410,6 +396,30 @@ class PostgresViews:
             )
             updates.update((r[0], BadgeUpdate(*r)) for r in await cur.fetchall())
         return list(updates.values())
+
+
+async def write_entities(conn: psycopg.AsyncConnection, entities: Iterable[tuple[EntityKey, int, Entity]]) -> None:
+    """Upsert entity states: binary COPY into a per-session temp table, then one statement.
+
+    (A temp table because psycopg has no binary dumper for PostgreSQL's ``"char"``.)
+    """
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS entity_batch (kind text, id text, shard integer, body bytea)"
+        " ON COMMIT DELETE ROWS"
+    )
+    written = 0
+    async with conn.cursor().copy("COPY entity_batch (kind, id, shard, body) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["text", "text", "int4", "bytea"])
+        for (kind, entity_id), shard, entity in entities:
+            await copy.write_row((kind, entity_id, shard, state_codec.encode(entity)))
+            written += 1
+    if written:
+        await conn.execute(
+            "INSERT INTO entity_state (kind, id, shard, body) SELECT kind::\"char\", id, shard, body"
+            " FROM entity_batch ORDER BY kind, id"
+            " ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body, shard = EXCLUDED.shard"
+        )
+        await conn.execute("TRUNCATE entity_batch")
 
 
 def _rows_of(effect: Effect, kind: str) -> list[Row]:

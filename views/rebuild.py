@@ -1,0 +1,143 @@
+"""`cohortflow rebuild`: the views recomputed from the topics into a shadow schema, optionally swapped in.
+
+The topics are the source of truth and the views a pure function of them, so
+a rebuild is the same fold as the worker's, run once over the log up to the
+end offsets captured when it starts, in memory, then written by COPY.
+
+``--swap`` renames the live schema away and the shadow in, in one
+transaction, while the worker keeps running: its next commit meets shard
+fences it never held (see :data:`views.snapshot.UNFENCED`), so it drops its
+cache, reads the shadow's offsets and seeks there; records published since
+the capture are applied once, by the worker. Badge revisions are lifted above
+the live ones so that the worker's restore of Redis is accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import sql
+
+from cohortflow.errors import CohortflowError
+from cohortflow.settings import Settings, load_settings
+from schemas.events import EventBase
+from streams.replay import ReplayStats, end_offsets, replay
+from views import snapshot
+from views.fold import Fold, FoldConfig, State
+from views.memory import MemoryViews
+from views.migrate import migrate
+
+VIEWS = ("floors", "mentors", "global", "notifications")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class RebuildError(CohortflowError):
+    """A rebuild was asked for something it cannot do (bad name, swap of a partial or past copy)."""
+
+    exit_code = 2
+
+
+@dataclass
+class Rebuilt:
+    schema: str
+    stats: ReplayStats
+    offsets: dict[tuple[str, int], int]
+    seconds: float
+    swapped_out: str | None = None
+
+
+def shadow_name(settings: Settings, into: str | None, until: datetime | None) -> str:
+    if into is None:
+        into = (f"{settings.postgres_schema}_asof_{until.strftime('%Y%m%dT%H%M%S')}" if until
+                else f"{settings.postgres_schema}_rebuild")
+    if not _NAME.match(into) or into.startswith("pg_"):
+        raise RebuildError(f"--into {into!r}: expected a lower-case SQL identifier (letters, digits, _)")
+    if into == settings.postgres_schema:
+        raise RebuildError(f"--into {into}: that is the live schema (COHORTFLOW_POSTGRES_SCHEMA); name a shadow")
+    return into
+
+
+def fold_log(settings: Settings, offsets: dict[tuple[str, int], int], until: datetime | None = None,
+             progress: Callable[[int], None] | None = None) -> tuple[MemoryViews, State, ReplayStats]:
+    """Fold every record before ``offsets`` (only events up to ``until`` if given) in memory."""
+    folder = Fold(FoldConfig(pillars=settings.pillars, dedup_horizon_days=settings.dedup_horizon_days))
+    state, memory = State(), MemoryViews()
+
+    def on_events(events: list[EventBase]) -> None:
+        if until is not None:
+            events = [e for e in events if e.occurred_at <= until]
+        memory.apply(folder.apply(events, state))
+        gc.freeze()  # the state only grows: keep the collector off it
+
+    stats = asyncio.run(replay(settings, offsets, on_events, progress=progress))
+    return memory, state, stats
+
+
+def rebuild(settings: Settings, *, views: tuple[str, ...] = VIEWS, until: datetime | None = None,
+            into: str | None = None, swap: bool = False,
+            progress: Callable[[int, int], None] | None = None) -> Rebuilt:
+    """Replay the topics into the schema ``into``; with ``swap``, make it the live schema."""
+    unknown = set(views) - set(VIEWS)
+    if unknown:
+        raise RebuildError(f"--views: unknown {', '.join(sorted(unknown))}; expected some of {', '.join(VIEWS)}")
+    if swap and (until is not None or set(views) != set(VIEWS)):
+        raise RebuildError("--swap replaces the live views, so it needs every view and no --until")
+    target = shadow_name(settings, into, until)
+    began = datetime.now(UTC)
+    offsets = asyncio.run(end_offsets(settings))
+    total = sum(offsets.values())
+    memory, state, stats = fold_log(settings, offsets, until,
+                                    (lambda done: progress(done, total)) if progress else None)
+    complete = set(views) == set(VIEWS) and until is None
+    shadow = load_settings(**_same_as(settings), postgres_schema=target)
+    with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(target)))
+    migrate(shadow)
+    tables = [t for view in views for t in snapshot.VIEW_TABLES[view]]
+    partitions = len({p for _, p in offsets})
+
+    async def write() -> None:
+        async with await psycopg.AsyncConnection.connect(
+            settings.postgres_url, options=f"-c search_path={target}") as conn:
+            async with conn.transaction():
+                await snapshot.write(conn, snapshot.from_memory(memory), state if complete else None, offsets,
+                                     partitions, settings.pillars, settings.workload_low_below,
+                                     settings.workload_overloaded_above, tables)
+                note = (f"cohortflow rebuild of {settings.postgres_schema} at {began.isoformat()}"
+                        + (f": the views as they stood at {until.isoformat()} (event time)" if until else "")
+                        + (f", views {', '.join(views)} only" if set(views) != set(VIEWS) else ""))
+                await conn.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(sql.Identifier(target),
+                                                                                sql.Literal(note)))
+
+    asyncio.run(write())
+    result = Rebuilt(target, stats, offsets, (datetime.now(UTC) - began).total_seconds())
+    if swap:
+        result.swapped_out = promote(settings, target)
+    return result
+
+
+def promote(settings: Settings, shadow: str) -> str:
+    """Atomically make ``shadow`` the live schema; return the name the old live schema now has."""
+    live = settings.postgres_schema
+    retired = f"{live}_replaced_{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"[:63]
+    with psycopg.connect(settings.postgres_url) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('cohortflow-swap:' || %s))", [live])
+        exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [live]).fetchone()
+        if exists:
+            top = conn.execute(sql.SQL("SELECT coalesce(max(rev), 0) FROM {}.badges").format(
+                sql.Identifier(live))).fetchone()[0]
+            conn.execute(sql.SQL("UPDATE {}.badges SET rev = rev + %s").format(sql.Identifier(shadow)), [top])
+            conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(live), sql.Identifier(retired)))
+        conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(shadow), sql.Identifier(live)))
+    return retired if exists else ""
+
+
+def _same_as(settings: Settings) -> dict:
+    """The settings of ``settings`` as overrides (to derive the shadow's settings from them)."""
+    return {name: getattr(settings, name) for name in type(settings).model_fields if name != "postgres_schema"}
