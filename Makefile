@@ -13,7 +13,7 @@ help: ## Show the targets.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'
 	touch $@
 
 venv: $(STAMP) ## Create the virtualenv with the locked dependencies.
@@ -41,7 +41,7 @@ test-unit: $(STAMP) ## Only the tests that need no service.
 lock: ## Re-resolve constraints.txt from pyproject.toml in a scratch virtualenv.
 	rm -rf /tmp/cohortflow-lock && $(PYTHON) -m venv /tmp/cohortflow-lock
 	/tmp/cohortflow-lock/bin/pip install -q --upgrade pip
-	/tmp/cohortflow-lock/bin/pip install -q -e '.[test]'
+	/tmp/cohortflow-lock/bin/pip install -q -e '.[test,bench]'
 	/tmp/cohortflow-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
 bench-worker: services ## Worker throughput vs the raw consume ceiling, freshness, memory (issue 3).

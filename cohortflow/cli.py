@@ -226,6 +226,34 @@ def schemas_export(ctx: Context, directory: Path) -> None:
     out.print(f"wrote {len(written)} files to {directory}")
 
 
+# Commands that live beside the code they drive. Each module defines click commands
+# and keeps its heavy imports inside them, so `cohortflow --help` stays fast.
+_EXTENSIONS = (
+    ("views.api.commands", ("api", "tokens")),
+    ("producers.commands", ("relay", "simulate", "outbox", "watch")),
+    ("views.audit_commands", ("audit",)),
+)
+
+
+def _register_extensions() -> None:
+    import importlib
+
+    for module_name, names in _EXTENSIONS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                continue  # not built yet
+            raise
+        for name in names:
+            command = getattr(module, name, None)
+            if command is not None:
+                cli.add_command(command)
+
+
+_register_extensions()
+
+
 def main() -> None:
     """Console-script entry point: cohortflow errors become one clear line and an exit code."""
     try:
