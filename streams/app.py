@@ -150,6 +150,7 @@ class Runtime:
             ) from exc
         store = PostgresViews(self.pool)
         await store.ensure_config(settings.pillars, settings.workload_low_below, settings.workload_overloaded_above)
+        await store.ensure_audit_partitions()
         self.redis = aioredis.Redis.from_url(settings.redis_connection_url, socket_timeout=5,
                                              socket_connect_timeout=5)
         self.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",

@@ -82,7 +82,8 @@ def _cleanup(settings: Settings) -> None:
 
     asyncio.run(drop_topics())
     with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(settings.postgres_schema)))
+        for schema in (settings.postgres_schema, f"{settings.postgres_schema}_archive"):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     with redis.Redis.from_url(settings.redis_connection_url) as client:
         keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
         if keys:

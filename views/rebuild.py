@@ -133,9 +133,21 @@ def promote(settings: Settings, shadow: str) -> str:
             top = conn.execute(sql.SQL("SELECT coalesce(max(rev), 0) FROM {}.badges").format(
                 sql.Identifier(live))).fetchone()[0]
             conn.execute(sql.SQL("UPDATE {}.badges SET rev = rev + %s").format(sql.Identifier(shadow)), [top])
+            _carry_audit_trail(conn, live, shadow)
             conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(live), sql.Identifier(retired)))
         conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(shadow), sql.Identifier(live)))
     return retired if exists else ""
+
+
+def _carry_audit_trail(conn: psycopg.Connection, live: str, shadow: str) -> None:
+    """The audit trail is a record, not a view: the live one (every partition) moves into the shadow."""
+    parts = [r[0] for r in conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = to_regclass(%s)", [f'"{live}".audit_log'])]
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(shadow, "audit_log")))
+    for name in ["audit_log", *parts]:
+        conn.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(sql.Identifier(live, name),
+                                                                    sql.Identifier(shadow)))
 
 
 def _same_as(settings: Settings) -> dict:

@@ -1,7 +1,7 @@
 """The PostgreSQL side of the worker: load state and offsets, and commit one batch in one transaction.
 
 Commit order, fixed so that concurrent workers lock rows in one global order
-and never deadlock: shard fences, offsets, entity states, floors, floor
+and never deadlock: shard fences, offsets, entity states, audit trail, floors, floor
 pillars, mentors, mentor activity, days, global, badges. Within a table rows
 are locked in key order. A batch costs a constant number of round trips:
 entity states go by binary COPY, view rows as one orjson-encoded ``jsonb``
@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from cohortflow.errors import IntegrityError, OperationalError
 from cohortflow.settings import Settings
 from views.postgres import convert
-from views import state_codec
+from views import audit, state_codec
 from views.clock import day_date, instant
 from views.contributions import DAY_FIELDS, FLOOR_FIELDS, GLOBAL_FIELDS, MENTOR_FIELDS, Row
 from views.fold import Effect, Entity, EntityKey
@@ -151,6 +151,11 @@ class PostgresViews:
                 [list(pillars), low_below, overloaded_above],
             )
 
+    async def ensure_audit_partitions(self) -> int:
+        """Create the audit partitions of last month to two months ahead (batches create others on need)."""
+        async with self._connection() as conn, conn.transaction():
+            return await audit.ensure_ahead(conn)
+
     # --- the batch transaction ------------------------------------------------------------
     async def commit(self, effect: Effect, commit: Commit, now: datetime | None = None) -> list[BadgeUpdate]:
         """Write state, views and offsets of one batch atomically; return the badges that changed.
@@ -163,6 +168,7 @@ class PostgresViews:
                 await self._fences(conn, commit.fences)
                 await self._offsets(conn, commit.offsets)
             await self._entities(conn, commit.entities)  # COPY: not allowed in a pipeline
+            await audit.write(conn, effect.audit)  # COPY too; before the shared view rows (lock order)
             async with conn.pipeline():
                 await self._floors(conn, effect)
                 mentors = await self._mentors(conn, effect)

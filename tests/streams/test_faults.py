@@ -12,6 +12,7 @@ from cohortflow.settings import Settings
 from tests.logs import adversarial_log, valid_events
 from tests.streams.harness import ROOT, Worker, applied, publish, redis_badges, wait_caught_up
 from tests.streams.test_worker import assert_views_match, expected_badges, records_of
+from tests.views.test_audit import expected_rows as expected_audit_rows, stored as audit_rows
 
 
 def services(*args: str) -> None:
@@ -57,6 +58,7 @@ def test_sigkill_at_ten_random_moments_during_200000_records(stack: Settings, tm
         events = valid_events(log)
         assert_views_match(stack, events)
         assert {u: b for u, b in redis_badges(stack).items() if b != {"unread": 0}} == expected_badges(events)
+        assert audit_rows(stack) == expected_audit_rows(events)  # the audit trail too: once each
     finally:
         worker.stop()
 

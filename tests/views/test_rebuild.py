@@ -155,6 +155,9 @@ def test_swap_while_records_flow_ends_equal_to_the_recomputation(stack: Settings
         events = valid_events(log)
         problems = compare(views(stack), oracle.recompute(events, stack.pillars))
         assert not problems, problems[:10]
+        from tests.views.test_audit import expected_rows, stored
+
+        assert stored(stack) == expected_rows(events)  # the audit trail came along with the swap, once each
         wanted = {u: b for u, b in oracle.badges(events).items() if b != {"unread": 0}}
         deadline = time.monotonic() + 20
         from tests.streams.harness import redis_badges
