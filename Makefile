@@ -47,5 +47,8 @@ lock: ## Re-resolve constraints.txt from pyproject.toml in a scratch virtualenv.
 bench-worker: services ## Worker throughput vs the raw consume ceiling, freshness, memory (issue 3).
 	$(BIN)/python bench/bench_worker.py
 
+bench-audit: services ## Audit trail: ingest rate, first pages, cursor walk, archive (issue 7). ARGS="--rows 10000000" for the stretch run.
+	$(BIN)/python bench/bench_audit.py $(ARGS)
+
 clean: ## Remove the virtualenv (not the services' data: see dev/services reset).
 	rm -rf $(VENV) *.egg-info
