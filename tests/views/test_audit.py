@@ -277,3 +277,31 @@ def test_queries_use_the_indexes(stack: Settings) -> None:
             plan = "\n".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + query, params))
             assert "Index" in plan and "Seq Scan" not in plan, plan
             assert not re.search(r"(^|->)\s*Sort\s+\(", plan, re.M), f"{index}: sorts instead of reading in order\n{plan}"
+
+
+def test_the_audit_commands_archive_restore_and_show_stats(stack: Settings, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.streams.harness import ROOT, environment
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cohortflow.cli", "audit", *args], cwd=ROOT, text=True,
+                              capture_output=True, env={**environment(stack), "COLUMNS": "200"}, timeout=120)
+
+    old = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0) - timedelta(days=200)
+    insert(stack, [_event(i, old + timedelta(hours=i)) for i in range(50)])
+    month = f"{old:%Y-%m}"
+    stats = run("stats")
+    assert stats.returncode == 0, stats.stderr
+    assert f"audit_log_y{old:%Y}m{old:%m}" in stats.stdout and "live" in stats.stdout
+    done = run("archive", "--older-than", "90d", "--export", str(tmp_path), "--drop")
+    assert done.returncode == 0, done.stderr
+    assert f"{month}: 50 rows archived" in done.stdout and "table dropped" in done.stdout
+    assert _months_rows(stack) == []
+    bad = run("restore", month)
+    assert bad.returncode == 4 and "--from DIR" in bad.stderr
+    back = run("restore", month, "--from", str(tmp_path))
+    assert back.returncode == 0, back.stderr
+    assert f"{month}: 50 rows back" in back.stdout
+    assert len(_months_rows(stack)) == 50
