@@ -1,0 +1,1 @@
+"""The read API (FastAPI on uvicorn): `cohortflow api`; tokens with `cohortflow tokens`."""

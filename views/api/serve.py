@@ -1,0 +1,6 @@
+"""The app from the COHORTFLOW_* environment, for `uvicorn views.api.serve:app` (several processes)."""
+
+from cohortflow.settings import load_settings
+from views.api.app import create_app
+
+app = create_app(load_settings())
