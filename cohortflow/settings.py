@@ -104,6 +104,18 @@ class Settings(BaseSettings):
     sse_heartbeat_seconds: float = Field(
         15.0, gt=0, le=300, description="seconds (> 0, <= 300) between heartbeats on the badge event streams"
     )
+    publish_timeout_seconds: float = Field(
+        10.0, gt=0, le=600,
+        description="seconds (> 0, <= 600) a publisher waits for Kafka to acknowledge before raising an error",
+    )
+    outbox_dsn: SecretStr = Field(
+        SecretStr(""),
+        description="the app's PostgreSQL URL holding the outbox, postgresql://user:password@host:port/database"
+        " (empty: COHORTFLOW_POSTGRES_DSN)",
+    )
+    outbox_schema: str = Field(
+        "public", description="a lower-case SQL identifier naming the schema of the app's outbox table"
+    )
     metrics_port: int = Field(
         9400, ge=0, le=65535, description="a TCP port for the worker's Prometheus /metrics (0 turns it off)"
     )
@@ -135,7 +147,12 @@ class Settings(BaseSettings):
         parts.port
         return value
 
-    @field_validator("postgres_schema")
+    @field_validator("outbox_dsn")
+    @classmethod
+    def _outbox_dsn(cls, value: SecretStr) -> SecretStr:
+        return cls._postgres(value) if value.get_secret_value() else value
+
+    @field_validator("postgres_schema", "outbox_schema")
     @classmethod
     def _schema(cls, value: str) -> str:
         if not _IDENTIFIER.match(value) or value.startswith("pg_"):
@@ -192,6 +209,11 @@ class Settings(BaseSettings):
     def postgres_url(self) -> str:
         """The DSN in clear, for drivers only; never print it."""
         return self.postgres_dsn.get_secret_value()
+
+    @cached_property
+    def outbox_url(self) -> str:
+        """The DSN of the app database holding the outbox (the views' database unless set); never print it."""
+        return self.outbox_dsn.get_secret_value() or self.postgres_url
 
     @cached_property
     def redis_connection_url(self) -> str:
@@ -262,7 +284,7 @@ def load_settings(**overrides: Any) -> Settings:
                 continue
             field = str(error["loc"][0])
             expected = Settings.model_fields[field].description
-            got = "***" if field in ("postgres_dsn", "redis_url") else error.get("input")
+            got = "***" if field in ("postgres_dsn", "redis_url", "outbox_dsn") else error.get("input")
             problems.append(f"{env_name(field)}: expected {expected}; got {got!r}")
     if problems or settings is None:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
