@@ -1,0 +1,147 @@
+"""The transactional outbox against the real PostgreSQL and Kafka, with relays killed mid-way."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from cohortflow.settings import Settings
+from producers import outbox
+from producers.exceptions import InvalidEvent, NotInTransaction
+from producers.typed import events as typed_events
+from schemas import Rejection, decode
+from tests import oracle
+from tests.logs import adversarial_log, valid_events
+from tests.producers.helpers import read_topics_sync
+from tests.streams.harness import ROOT, Worker, compare, environment, views, wait_caught_up
+
+
+@pytest.fixture
+def outbox_schema(stack: Settings):
+    schema = f"{stack.postgres_schema}_app"
+    with psycopg.connect(stack.postgres_url) as conn:
+        outbox.install(conn, schema)
+        outbox.install(conn, schema)  # idempotent
+    yield schema
+    with psycopg.connect(stack.postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _unsent(settings: Settings, schema: str) -> tuple[int, int]:
+    with psycopg.connect(settings.postgres_url) as conn:
+        return conn.execute(sql.SQL("SELECT count(*) FILTER (WHERE sent_at IS NULL), count(*) FILTER (WHERE sent_at "
+                                    "IS NOT NULL) FROM {}.{}").format(sql.Identifier(schema),
+                                                                       sql.Identifier(outbox.TABLE))).fetchone()
+
+
+def _relay(settings: Settings, schema: str, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "cohortflow.cli", "relay", "--batch-size", "150"], cwd=ROOT,
+                            env=environment(settings, COHORTFLOW_OUTBOX_SCHEMA=schema),
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def test_enqueue_validates_and_needs_a_transaction(stack: Settings, outbox_schema: str) -> None:
+    event = typed_events.login_succeeded(user_id="u1", role="student")
+    with psycopg.connect(stack.postgres_url, autocommit=True) as conn:
+        with pytest.raises(NotInTransaction):
+            outbox.enqueue(conn, event, schema=outbox_schema, contract=stack.contract)
+        with conn.transaction():
+            outbox.enqueue(conn, event, schema=outbox_schema, contract=stack.contract)
+    bad = event.model_copy(update={"event_id": ""})  # built around validation: enqueue still refuses it
+    with psycopg.connect(stack.postgres_url) as conn, pytest.raises(InvalidEvent) as caught:
+        outbox.enqueue(conn, bad, schema=outbox_schema, contract=stack.contract)
+    assert caught.value.field == "event_id"
+    assert _unsent(stack, outbox_schema) == (1, 0)
+
+
+def test_committed_rows_reach_kafka_once_rolled_back_rows_never_with_a_relay_killed(
+    stack: Settings, outbox_schema: str, tmp_path: Path
+) -> None:
+    # Distinct event_ids, so "a rolled-back event reached Kafka" cannot hide behind a committed duplicate.
+    unique = list({e.event_id: e for e in valid_events(adversarial_log(seed=11, size=14_000,
+                                                                       contract=stack.contract))}.values())
+    rng = random.Random(5)
+    transactions, i = [], 0
+    while i < len(unique):
+        size = rng.randint(1, 40)
+        transactions.append((unique[i:i + size], rng.random() < 0.2))  # (events, rolled back?)
+        i += size
+    committed = [e for batch, rolled_back in transactions if not rolled_back for e in batch]
+    rolled_back = [e for batch, rb in transactions if rb for e in batch]
+    assert len(committed) >= 10_000 and rolled_back
+
+    relays = [_relay(stack, outbox_schema, tmp_path / f"relay{n}.log") for n in (1, 2)]
+    errors: list[BaseException] = []
+
+    def app(worker_id: int) -> None:
+        try:
+            with psycopg.connect(stack.postgres_url) as conn:
+                for batch, rb in transactions[worker_id::6]:
+                    try:
+                        with conn.transaction():
+                            for event in batch:
+                                outbox.enqueue(conn, event, schema=outbox_schema, contract=stack.contract)
+                            if rb:
+                                raise _Rollback
+                    except _Rollback:
+                        pass
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    apps = [threading.Thread(target=app, args=(n,)) for n in range(6)]
+    worker = None
+    try:
+        for thread in apps:
+            thread.start()
+        # Kill the first relay with SIGKILL once it is well under way (published and marked some batches).
+        deadline = time.monotonic() + 120
+        while _unsent(stack, outbox_schema)[1] < 3000:
+            assert time.monotonic() < deadline, "relays did not publish 3000 rows in 120 s"
+            assert all(r.poll() is None for r in relays), (tmp_path / "relay1.log").read_text()
+            time.sleep(0.05)
+        relays[0].send_signal(signal.SIGKILL)
+        relays[0].wait(30)
+        for thread in apps:
+            thread.join(300)
+        assert not errors, errors
+        while _unsent(stack, outbox_schema)[0]:
+            assert time.monotonic() < deadline + 120, f"rows left unsent: {_unsent(stack, outbox_schema)}"
+            assert relays[1].poll() is None, (tmp_path / "relay2.log").read_text()
+            time.sleep(0.2)
+        assert _unsent(stack, outbox_schema) == (0, len(committed))
+
+        # Kafka: every committed event at least once (a re-send after the kill is allowed), no rolled-back one.
+        records = read_topics_sync(stack, len(committed), timeout=60)
+        seen = set()
+        for record in records:
+            found = decode(record.topic, record.key, record.value, stack.contract)
+            assert not isinstance(found, Rejection), found
+            seen.add(found.event_id)
+        assert seen == {e.event_id for e in committed}
+        assert not seen & {e.event_id for e in rolled_back}
+
+        # The worker's views of what the relays published equal the batch recomputation of the committed events.
+        worker = Worker(stack, tmp_path / "worker.log").start()
+        wait_caught_up(stack, timeout=240, workers=[worker])
+        problems = compare(views(stack), oracle.recompute(committed, stack.pillars))
+        assert not problems, f"{len(problems)} differences, first ones:\n" + "\n".join(problems[:15])
+    finally:
+        for proc in relays:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+        if worker:
+            worker.stop()
+
+
+class _Rollback(Exception):
+    pass
