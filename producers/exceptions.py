@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cohortflow.errors import CohortflowError, ServiceUnavailable
+from cohortflow.errors import CohortflowError, IntegrityError, ServiceUnavailable
 
 if TYPE_CHECKING:
     from schemas import EventBase, Reason
@@ -44,3 +44,7 @@ class NotInTransaction(CohortflowError):
     """``enqueue`` was called on an autocommit connection outside a transaction: it would not be atomic."""
 
     exit_code = 2
+
+
+class OutboxMissing(IntegrityError):
+    """The relay found no outbox table where the settings say: install it first."""

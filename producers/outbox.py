@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from producers.exceptions import NotInTransaction
+from producers.exceptions import NotInTransaction, OutboxMissing
 from producers.typed import validated_record
 from schemas import DEFAULT_CONTRACT, Contract, EventBase, Topic, topic_name
 
@@ -141,6 +141,7 @@ async def relay(
     try:
         conn = await psycopg.AsyncConnection.connect(settings.outbox_url, autocommit=False)
         try:
+            await _check_installed(conn, schema)
             while not stop.is_set():
                 sent = await _one_batch(conn, publisher, settings, table, lock_space, rng, batch_size,
                                         buckets_per_batch)
@@ -161,6 +162,14 @@ async def relay(
     finally:
         await publisher.close()
     return stats
+
+
+async def _check_installed(conn: Any, schema: str) -> None:
+    async with conn.transaction():
+        cur = await conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{TABLE}"',))
+        if (await cur.fetchone())[0] is None:
+            raise OutboxMissing(f"no outbox table {schema}.{TABLE} in the app database: run `cohortflow outbox "
+                                "install` (or producers.outbox.install) there first, or fix COHORTFLOW_OUTBOX_SCHEMA")
 
 
 async def _pending(conn: Any, table: sql.Composed) -> bool:
