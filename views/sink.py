@@ -55,7 +55,7 @@ class Commit:
     offsets: Mapping[TopicPartition, tuple[int | None, int]]  # tp -> (next offset loaded, new next offset)
 
 
-def pool(settings: Settings, max_size: int = 4) -> AsyncConnectionPool:
+def pool(settings: Settings, max_size: int = 4, *, check: bool = True) -> AsyncConnectionPool:
     """A pool on the views' schema; connections broken by a PostgreSQL restart are replaced on checkout."""
     return AsyncConnectionPool(
         settings.postgres_url,
@@ -64,7 +64,9 @@ def pool(settings: Settings, max_size: int = 4) -> AsyncConnectionPool:
         # No server-side prepared statements: their plans would keep naming the old tables after
         # `rebuild --swap` renames schemas; every statement must resolve the schema by name.
         kwargs={"options": f"-c search_path={settings.postgres_schema}", "prepare_threshold": None},
-        check=AsyncConnectionPool.check_connection,
+        # The worker checks each connection on checkout; the read API (check=False) saves that round trip
+        # per request and lets a connection broken by a PostgreSQL restart fail one request (503).
+        check=AsyncConnectionPool.check_connection if check else None,
         open=False,
         name="cohortflow-views",
     )

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import orjson
 import psycopg
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -202,10 +203,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = views_pool(settings, max_size=8)
+        app.state.pool = views_pool(settings, max_size=8, check=False)
         await app.state.pool.open(wait=False)
-        app.state.redis = aioredis.Redis.from_url(settings.redis_connection_url, socket_timeout=3,
-                                                  socket_connect_timeout=3)
+        # A bounded pool that makes requests wait for a connection (a burst of SSE clients must not
+        # open thousands), never fail for lack of one.
+        app.state.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+            settings.redis_connection_url, max_connections=64, timeout=5, socket_timeout=3,
+            socket_connect_timeout=3))
         app.state.tokens = Tokens(settings.api_token_cache_seconds)
         app.state.limiter = RateLimiter(app.state.redis, settings.redis_prefix, settings.api_rate_limit,
                                         settings.api_rate_window_seconds)
@@ -242,24 +246,38 @@ def create_app(settings: Settings) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
         return _error(exc.status_code, code, str(exc.detail))
 
+    @app.exception_handler(RedisError)
+    async def _redis(_: Request, exc: RedisError) -> JSONResponse:
+        return _error(503, "unavailable", f"Redis: {type(exc).__name__}", None, {"Retry-After": "1"})
+
     @app.exception_handler(psycopg.Error)
     async def _db(_: Request, exc: psycopg.Error) -> JSONResponse:
         return _error(503, "unavailable", f"PostgreSQL: {type(exc).__name__}", None, {"Retry-After": "1"})
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next):  # noqa: ANN001, ANN202
-        began = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            labels = (template, request.method, str(status))
-            requests.labels(*labels).inc()
-            latency.labels(*labels).observe(time.perf_counter() - began)
+    class Measure:
+        """Request counts and latency by route template and status (pure ASGI: no per-request task)."""
+
+        def __init__(self, inner) -> None:  # noqa: ANN001
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+            if scope["type"] != "http":
+                return await self.inner(scope, receive, send)
+            began = time.perf_counter()
+            status = [500]
+
+            async def sending(message) -> None:  # noqa: ANN001
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                    route = scope.get("route")
+                    labels = (getattr(route, "path", "unmatched"), scope["method"], str(status[0]))
+                    requests.labels(*labels).inc()
+                    latency.labels(*labels).observe(time.perf_counter() - began)
+                await send(message)
+
+            await self.inner(scope, receive, sending)
+
+    app.add_middleware(Measure)
 
     # --- access ---------------------------------------------------------------------------
     async def principal(request: Request) -> Principal:
@@ -271,8 +289,10 @@ def create_app(settings: Settings) -> FastAPI:
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "unauthorized", "Authorization: expected `Bearer <token>`", "Authorization",
                            {"WWW-Authenticate": "Bearer"})
-        async with request.app.state.pool.connection() as conn:
-            found = await request.app.state.tokens.principal(conn, token.strip())
+        known, found = request.app.state.tokens.cached(token.strip())
+        if not known:
+            async with request.app.state.pool.connection() as conn:
+                found = await request.app.state.tokens.principal(conn, token.strip())
         if found is None:
             raise ApiError(401, "unauthorized", "Authorization: unknown or revoked token", "Authorization",
                            {"WWW-Authenticate": 'Bearer error="invalid_token"'})

@@ -99,12 +99,16 @@ class Tokens:
         self.ttl = ttl
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
+    def cached(self, token: str) -> tuple[bool, Principal | None]:
+        """(True, answer) when a check of ``token`` is fresh enough to trust, else (False, None)."""
+        hit = self._cache.get(token_hash(token))
+        if hit and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
     async def principal(self, conn: psycopg.AsyncConnection, token: str) -> Principal | None:
         digest = token_hash(token)
         now = time.monotonic()
-        hit = self._cache.get(digest)
-        if hit and hit[0] > now:
-            return hit[1]
         cur = await conn.execute("SELECT name, scopes FROM api_tokens WHERE token_hash = %s AND revoked_at IS NULL",
                                  [digest])
         row = await cur.fetchone()

@@ -1,0 +1,305 @@
+"""Benchmark of the read API (issue 4), on the local stack: `make bench-api`.
+
+1. Views for ``--students`` students (default 50,000): the cached realistic log of
+   bench/bench_worker.py (1,000,000 records) folded by a real worker into a fresh schema.
+2. `cohortflow api` (one uvicorn process, uvloop) on that schema.
+3. Open-loop load at a fixed arrival rate (default 1,000 requests/s) from a separate process:
+   requests are scheduled at exact instants and latency counts from the scheduled instant,
+   so a slow server cannot hide queueing (no coordinated omission). Raw HTTP/1.1 keep-alive
+   connections, so the client costs little CPU. Two mixes, each for ``--seconds``:
+   summary reads (floor dashboard, one floor, mentor list page, one mentor, global) and badge
+   reads (GET /v1/notifications/{user}). p50/p99/max in ms.
+4. SSE capacity: ``--sse`` clients (default 5,000) each stream their own user's badge; one
+   change per user is published on the worker's Redis channel (the worker's exact message,
+   sent with PUBLISH so the figure is the API's fan-out, not the fold), and we count the
+   clients that received their change, and how fast.
+
+Results go to bench/results/api-<date>.json and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from multiprocessing import Process, Queue
+from pathlib import Path
+
+import orjson
+import psycopg
+import redis
+from psycopg import sql
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_worker import workload  # noqa: E402
+from cohortflow.settings import Settings, load_settings  # noqa: E402
+from streams.topics import delete_topics, ensure_topics  # noqa: E402
+from tests.streams.harness import Worker, environment, publish, wait_caught_up  # noqa: E402
+from views.api import auth  # noqa: E402
+from views.badges import badge_channel  # noqa: E402
+from views.migrate import migrate  # noqa: E402
+
+console = Console()
+RESULTS = ROOT / "bench" / "results"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+# --- the load generator (its own process) -------------------------------------------------
+async def _load(port: int, token: str, paths: list[str], rate: int, seconds: float, connections: int) -> dict:
+    total = int(rate * seconds)
+    idle: asyncio.Queue = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    latencies: list[float] = []
+    by_route: dict[str, list[float]] = {}
+    statuses: dict[int, int] = {}
+    rnd = random.Random(1)
+
+    async def one(at: float, path: str) -> None:
+        reader, writer = await idle.get()
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            took = (time.perf_counter() - at) * 1000
+            latencies.append(took)
+            route = "/".join(path.split("?")[0].split("/")[:3]) + ("/{id}" if path.count("/") > 2 else "")
+            by_route.setdefault(route, []).append(took)
+            statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            idle.put_nowait((reader, writer))
+
+    began = time.perf_counter()
+    tasks = []
+    for i in range(total):
+        at = began + i / rate
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(at, paths[rnd.randrange(len(paths))])))
+    await asyncio.gather(*tasks)
+    achieved = total / (time.perf_counter() - began)
+    return {"requests": total, "achieved_rate": achieved, "statuses": statuses,
+            "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99), "max_ms": max(latencies),
+            "by_route": {r: {"requests": len(v), "p50_ms": percentile(v, 50), "p99_ms": percentile(v, 99)}
+                         for r, v in sorted(by_route.items())}}
+
+
+def _load_process(out: Queue, *args) -> None:
+    out.put(asyncio.run(_load(*args)))
+
+
+def load(port: int, token: str, paths: list[str], rate: int, seconds: float) -> dict:
+    out: Queue = Queue()
+    proc = Process(target=_load_process, args=(out, port, token, paths, rate, seconds, 64))
+    proc.start()
+    result = out.get()
+    proc.join()
+    return result
+
+
+# --- SSE capacity -------------------------------------------------------------------------------
+async def sse_capacity(port: int, token: str, settings: Settings, clients: int) -> dict:
+    users = [f"sse-user-{i:05d}" for i in range(clients)]
+    connected: list[tuple] = []
+    received: dict[str, float] = {}
+    failed = 0
+    reasons: dict[str, int] = {}
+
+    async def open_stream(user: str) -> None:
+        nonlocal failed
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 16)
+            writer.write(f"GET /v1/notifications/{user}/stream HTTP/1.1\r\nHost: bench\r\n"
+                         f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            if b" 200 " not in head[:16]:
+                raise RuntimeError(head[:40])
+            await reader.readuntil(b"\n\n")  # chunk header + the current badge
+            connected.append((user, reader, writer))
+        except Exception as exc:  # noqa: BLE001 - counted
+            failed += 1
+            reason = f"{type(exc).__name__}: {exc}"[:120]
+            reasons[reason] = reasons.get(reason, 0) + 1
+
+    with console.status(f"opening {clients:,} SSE streams"):
+        for i in range(0, clients, 200):
+            await asyncio.gather(*(open_stream(u) for u in users[i:i + 200]))
+
+    async def listen(user: str, reader: asyncio.StreamReader) -> None:
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            if b'"unread":1' in line:
+                received[user] = time.perf_counter()
+                return
+
+    listeners = [asyncio.create_task(listen(u, r)) for u, r, _ in connected]
+    client = redis.asyncio.Redis.from_url(settings.redis_connection_url)
+    channel = badge_channel(settings.redis_prefix)
+    sent = time.perf_counter()
+    async with client.pipeline(transaction=False) as pipe:
+        for rev, (user, _, _) in enumerate(connected, start=1):
+            pipe.publish(channel, orjson.dumps({"user_id": user, "unread": 1, "pending_reviews": None, "rev": rev}))
+        await pipe.execute()
+    with console.status("waiting for every stream to get its change"):
+        await asyncio.wait(listeners, timeout=30)
+    for task in listeners:
+        task.cancel()
+    for _, _, writer in connected:
+        writer.close()
+    await client.aclose()
+    delays = sorted((t - sent) * 1000 for t in received.values())
+    return {"requested": clients, "connected": len(connected), "failed_to_connect": failed, "failures": reasons,
+            "received_update": len(received), "p50_ms": percentile(delays, 50), "p99_ms": percentile(delays, 99),
+            "all_within_ms": delays[-1] if delays else None}
+
+
+def start_api(env: dict, port: int, processes: int, tag: str) -> subprocess.Popen:
+    import httpx
+
+    def more_files() -> None:
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    api = subprocess.Popen([sys.executable, "-m", "cohortflow.cli", "api", "--port", str(port), "--workers",
+                            str(processes)], cwd=ROOT, env=env, stdout=open(f"/tmp/bench-api-{tag}.log", "ab"),
+                           stderr=subprocess.STDOUT, preexec_fn=more_files)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
+                return api
+        except httpx.HTTPError:
+            if api.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the API did not start: see /tmp/bench-api-{tag}.log") from None
+            time.sleep(0.2)
+
+
+def stop_api(api: subprocess.Popen) -> None:
+    api.terminate()
+    try:
+        api.wait(15)
+    except subprocess.TimeoutExpired:
+        api.kill()
+        api.wait(5)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000, help="records of the log folded into the views")
+    parser.add_argument("--students", type=int, default=50_000)
+    parser.add_argument("--rate", type=int, default=1_000, help="requests/s of the open-loop load")
+    parser.add_argument("--seconds", type=float, default=30, help="seconds of load per mix")
+    parser.add_argument("--sse", type=int, default=5_000, help="concurrent SSE clients")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--api-processes", type=int, default=2,
+                        help="uvicorn processes serving the read mixes (SSE is measured on one)")
+    args = parser.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.sse + 1000)), hard))
+    tag = uuid.uuid4().hex[:8]
+    settings = load_settings(topic_prefix=f"bapi{tag}.", postgres_schema=f"bench_api_{tag}",
+                             redis_prefix=f"bapi{tag}:", consumer_group=f"bapi{tag}")
+    results: dict = {"students": args.students, "records": args.records, "rate": args.rate,
+                     "api_processes_for_reads": args.api_processes,
+                     "seconds_per_mix": args.seconds}
+    api = worker = None
+    began = time.monotonic()
+    try:
+        asyncio.run(ensure_topics(settings))
+        migrate(settings)
+        records = workload(args.records, args.students, 21)
+        with console.status(f"publishing {len(records):,} records"):
+            asyncio.run(publish(settings, records))
+        worker = Worker(settings, Path(f"/tmp/bench-api-worker-{tag}.log")).start()
+        with console.status("the worker folds them into the views"):
+            wait_caught_up(settings, timeout=900, workers=[worker])
+        with psycopg.connect(settings.postgres_url, autocommit=True,
+                             options=f"-c search_path={settings.postgres_schema}") as conn:
+            token = auth.create(conn, "bench", ["views:read"])
+            floors = conn.execute("SELECT campus, floor FROM floor_summary").fetchall()
+            mentors = [r[0] for r in conn.execute("SELECT mentor_id FROM mentor_summary")]
+            students = conn.execute("SELECT sum(students_total) FROM floor_summary").fetchone()[0]
+            users = [r[0] for r in conn.execute("SELECT user_id FROM badges")]
+        results["views"] = {"floors": len(floors), "mentors": len(mentors), "active_students": students,
+                            "badges": len(users)}
+        env = {**environment(settings), "COHORTFLOW_API_RATE_LIMIT": "1000000", "COHORTFLOW_SSE_HEARTBEAT_SECONDS": "15"}
+        api = start_api(env, args.port, args.api_processes, tag)
+        rnd = random.Random(3)
+        summary_paths = ["/v1/floors?limit=100", "/v1/mentors?limit=100", "/v1/global"]
+        summary_paths += [f"/v1/floors/{c}/{f}" for c, f in rnd.sample(floors, min(50, len(floors)))]
+        summary_paths += [f"/v1/mentors/{m}" for m in rnd.sample(mentors, min(50, len(mentors)))]
+        badge_paths = [f"/v1/notifications/{u}" for u in rnd.sample(users, min(2000, len(users)))]
+        with console.status("warm-up"):
+            load(args.port, token, summary_paths + badge_paths, 200, 3)
+        with console.status(f"summary reads at {args.rate:,}/s for {args.seconds:g} s"):
+            results["summary_reads"] = load(args.port, token, summary_paths, args.rate, args.seconds)
+        with console.status(f"badge reads at {args.rate:,}/s for {args.seconds:g} s"):
+            results["badge_reads"] = load(args.port, token, badge_paths, args.rate, args.seconds)
+        stop_api(api)
+        api = start_api(env, args.port, 1, tag)  # SSE capacity is per process
+        results["sse"] = asyncio.run(sse_capacity(args.port, token, settings, args.sse))
+        results["api_rss_bytes"] = int(next(line.split()[1] for line in Path(f"/proc/{api.pid}/status").read_text()
+                                            .splitlines() if line.startswith("VmRSS"))) * 1024
+    finally:
+        if api is not None:
+            stop_api(api)
+        if worker is not None:
+            worker.stop()
+        from schemas.topics import EVENT_TOPICS, topic_name
+
+        asyncio.run(delete_topics(settings, [topic_name(settings.topic_prefix, t) for t in EVENT_TOPICS]
+                                  + [f"{settings.topic_prefix}deadletter"]))
+        with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(settings.postgres_schema)))
+        with redis.Redis.from_url(settings.redis_connection_url) as client:
+            keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+    results["seconds"] = time.monotonic() - began
+
+    table = Table("figure", "value", "target")
+    for name, target in (("summary_reads", "p99 <= 10 ms"), ("badge_reads", "p99 <= 5 ms")):
+        r = results[name]
+        table.add_row(f"{name.replace('_', ' ')} at {args.rate:,}/s (achieved {r['achieved_rate']:,.0f}/s)",
+                      f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.1f} ms; {r['statuses']}",
+                      target)
+    s = results["sse"]
+    table.add_row("SSE clients in one API process", f"{s['received_update']:,} of {s['requested']:,} got their update "
+                  f"(p50 {s['p50_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms)", "5,000")
+    table.add_row("API RSS", f"{results['api_rss_bytes'] / 2**20:,.0f} MiB", "")
+    console.print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"api-{date.today().isoformat()}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    console.print(f"results: {path.relative_to(ROOT)} ({results['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
