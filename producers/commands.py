@@ -5,6 +5,8 @@ Heavy imports stay inside the commands so `cohortflow --help` answers fast.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from cohortflow.cli import Context, console, out, pass_context
@@ -74,3 +76,82 @@ def outbox_purge(ctx: Context, schema: str | None, older_than_hours: float) -> N
     with psycopg.connect(ctx.settings.outbox_url) as conn:
         deleted = purge(conn, schema=schema or ctx.settings.outbox_schema, older_than_seconds=older_than_hours * 3600)
     out.print(f"deleted {deleted:,} sent rows")
+
+
+class _Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        from producers.simulator import parse_duration
+
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds <= 0:
+            self.fail("must be positive", param, ctx)
+        return seconds
+
+
+@click.command()
+@click.option("--campuses", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--students", type=click.IntRange(1, 10_000_000), default=50_000, show_default=True)
+@click.option("--rate", type=click.FloatRange(1, 1_000_000), default=5000, show_default=True,
+              help="Records per second to send.")
+@click.option("--duration", type=_Duration(), default="10m", show_default=True,
+              help="How long to send, e.g. 90s, 10m, 1h: rate x duration records in all.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same records (event ids included).")
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-09-07", show_default=True,
+              help="UTC date of the cohort's first day (event time).")
+@click.option("--dry-run", is_flag=True, help="Write the records to --out as JSON lines instead of sending them.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="File for --dry-run.")
+@click.option("--compression", type=click.Choice(["gzip", "none"]), default="gzip", show_default=True)
+@pass_context
+def simulate(ctx: Context, campuses: int, students: int, rate: float, duration: float, seed: int, start,  # noqa: ANN001
+             dry_run: bool, out: Path | None, compression: str) -> None:
+    """Send a realistic cohort day (and the next ones) to the contract's topics at a steady rate.
+
+    Enrolments, mentor assignments and reassignments, morning login peaks, submissions per pillar with
+    rejections and resubmissions, mentor reviews after realistic delays, audit records, notifications
+    and their reads. Deterministic for a seed.
+    """
+    import asyncio
+    from datetime import UTC
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from producers import simulator
+
+    if students < campuses:
+        raise click.BadParameter("need at least as many students as campuses", param_hint="--students")
+    if dry_run and out is None:
+        raise click.BadParameter("--dry-run needs --out FILE", param_hint="--out")
+    settings = ctx.settings
+    total = int(rate * duration)
+    records = simulator.cohort_records(seed=seed, campuses=campuses, students=students, pillars=settings.pillars,
+                                       start=start.replace(tzinfo=UTC))
+    progress = Progress(TextColumn("[bold]simulate"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), console=console)
+    task = progress.add_task("simulate", total=total, speed="")
+    began = [0.0]
+
+    def update(done: int) -> None:
+        import time
+
+        now = time.perf_counter()
+        began[0] = began[0] or now
+        progress.update(task, completed=done, speed=f"{done / max(now - began[0], 1e-3):,.0f} records/s")
+
+    target = f"file {out}" if dry_run else f"Kafka {settings.kafka_bootstrap} (topics {settings.topic_prefix}*)"
+    console.print(f"simulating {students:,} students on {campuses} campuses, seed {seed}: {total:,} records "
+                  f"-> {target}" + ("" if dry_run else f" at {rate:,.0f}/s"))
+    with progress:
+        if dry_run:
+            stats = simulator.write_jsonl(records, total, out, settings.topic_prefix, update)  # type: ignore[arg-type]
+        else:
+            stats = asyncio.run(simulator.send(settings, records, total, rate, update,
+                                               None if compression == "none" else compression))
+    console.print(f"{'wrote' if dry_run else 'sent'} {stats.records:,} records in {stats.seconds:.1f} s ({stats.rate:,.0f} records/s"
+                      + ("" if dry_run else f", target {rate:,.0f}/s") + ")")
