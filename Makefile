@@ -50,6 +50,9 @@ bench-worker: services ## Worker throughput vs the raw consume ceiling, freshnes
 bench-audit: services ## Audit trail: ingest rate, first pages, cursor walk, archive (issue 7). ARGS="--rows 10000000" for the stretch run.
 	$(BIN)/python bench/bench_audit.py $(ARGS)
 
+bench-rebuild: services ## cohortflow rebuild of 1,000,000 records (issue 6); ARGS=--full adds 10,000,000.
+	$(BIN)/python bench/bench_rebuild.py $(ARGS)
+
 bench-api: services ## Read API: p50/p99 at 1,000 req/s (summaries, badges), SSE clients per process (issue 4).
 	$(BIN)/python bench/bench_api.py $(ARGS)
 
