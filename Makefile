@@ -27,10 +27,8 @@ services-down: $(STAMP) ## Stop the services dev/services started.
 status: $(STAMP) ## Show the services with their versions.
 	dev/services status
 
-demo: services ## The main job on local services.
-	$(BIN)/cohortflow migrate
-	$(BIN)/cohortflow topics ensure
-	dev/services status
+demo: services ## Services, migrations, topics, then worker + API + simulator and a live table (Ctrl-C stops).
+	dev/demo
 
 test: services ## Every test, against the real services (started if needed).
 	$(BIN)/pytest -q

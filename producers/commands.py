@@ -155,3 +155,47 @@ def simulate(ctx: Context, campuses: int, students: int, rate: float, duration: 
                                                None if compression == "none" else compression))
     console.print(f"{'wrote' if dry_run else 'sent'} {stats.records:,} records in {stats.seconds:.1f} s ({stats.rate:,.0f} records/s"
                       + ("" if dry_run else f", target {rate:,.0f}/s") + ")")
+
+
+@click.command()
+@click.option("--url", default=None, help="Base URL of the read API [default: http://COHORTFLOW_API_HOST:PORT].")
+@click.option("--token", default=None, help="A bearer token with scope views:read.")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A file holding the token (what `make demo` writes).")
+@click.option("--interval", type=click.FloatRange(0.1, 60), default=1.0, show_default=True, help="Seconds between polls.")
+@click.option("--once", is_flag=True, help="Print the tables once (when figures are there, or after --wait) and exit.")
+@click.option("--wait", type=click.FloatRange(0), default=60, show_default=True, help="With --once: most seconds to wait.")
+@pass_context
+def watch(ctx: Context, url: str | None, token: str | None, token_file: Path | None, interval: float, once: bool,
+          wait: float) -> None:
+    """A live table of a few floors and mentors, refreshed from the read API every second (Ctrl-C quits)."""
+    import time
+
+    import httpx
+    from rich.live import Live
+
+    from producers.watch import Snapshot, nonzero, poll, render
+
+    if token_file is not None:
+        token = token_file.read_text().strip()
+    if not token:
+        raise click.UsageError("give --token or --token-file (cohortflow tokens create --name me --scope views:read)")
+    settings = ctx.settings
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
+    url = url or f"http://{host}:{settings.api_port}"
+    started = time.monotonic()
+    snapshot = Snapshot()
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=5) as client:
+        if once:
+            while not (poll(client, snapshot, started) and nonzero(snapshot)) and time.monotonic() - started < wait:
+                time.sleep(interval)
+            out.print(render(snapshot, url, time.monotonic() - started))
+            return
+        try:
+            with Live(render(snapshot, url, 0), console=out, refresh_per_second=4, screen=False) as live:
+                while True:
+                    poll(client, snapshot, started)
+                    live.update(render(snapshot, url, time.monotonic() - started))
+                    time.sleep(interval)
+        except KeyboardInterrupt:
+            pass
