@@ -60,24 +60,23 @@ def nonzero(snapshot: Snapshot) -> bool:
 def render(snapshot: Snapshot, base_url: str, elapsed: float) -> Group:
     """Two tables: the busiest floors, and the mentors with the most pending reviews."""
     floors = sorted(snapshot.floors, key=lambda f: (-f["students_total"], f["campus"], f["floor"]))[:FLOORS_SHOWN]
-    table = Table(title="floors (busiest first)", title_justify="left", expand=True)
-    for column in ("campus / floor", "students", "assigned", "mentors", "pending", "approved", "rejected",
-                   "completion %"):
-        table.add_column(column, justify="left" if column.startswith("campus") else "right")
+    table = Table(title="floors (busiest first)", title_justify="left")
+    for column in ("floor", "students", "assigned", "mentors", "pending", "approved", "rejected", "done %"):
+        table.add_column(column, justify="left" if column == "floor" else "right", no_wrap=True)
     for f in floors:
-        table.add_row(f"{f['campus']} / {f['floor']}", f"{f['students_total']:,}", f"{f['students_assigned']:,}",
+        table.add_row(f"{f['campus']}/{f['floor']}", f"{f['students_total']:,}", f"{f['students_assigned']:,}",
                       f"{f['mentors_total']:,}", f"{f['submissions_pending']:,}", f"{f['submissions_approved']:,}",
                       f"{f['submissions_rejected']:,}", f"{float(f['avg_completion']):.2f}")
     mentors = sorted(snapshot.mentors, key=lambda m: (-m["pending_reviews"], -m["reviews_completed"],
                                                       m["mentor_id"]))[:MENTORS_SHOWN]
-    mtable = Table(title="mentors (most pending reviews first)", title_justify="left", expand=True)
-    for column in ("mentor", "campus / floor", "students", "pending", "reviews", "approval", "avg review",
-                   "workload"):
-        mtable.add_column(column, justify="left" if column in ("mentor", "campus / floor", "workload") else "right")
+    mtable = Table(title="mentors (most pending reviews first)", title_justify="left")
+    for column in ("mentor", "floor", "students", "pending", "reviews", "approved", "avg review", "workload"):
+        mtable.add_column(column, justify="left" if column in ("mentor", "floor", "workload") else "right",
+                          no_wrap=True)
     for m in mentors:
         rate = "-" if m["approval_rate"] is None else f"{float(m['approval_rate']):.0%}"
         seconds = "-" if m["avg_review_seconds"] is None else f"{float(m['avg_review_seconds']) / 60:.0f} min"
-        mtable.add_row(m["mentor_id"], f"{m['campus'] or '?'} / {m['floor'] or '?'}", f"{m['assigned_students']:,}",
+        mtable.add_row(m["mentor_id"], f"{m['campus'] or '?'}/{m['floor'] or '?'}", f"{m['assigned_students']:,}",
                        f"{m['pending_reviews']:,}", f"{m['reviews_completed']:,}", rate, seconds, m["workload"])
     status = Text(f"{base_url}  ·  {len(snapshot.floors)} floors, {len(snapshot.mentors)} mentors  ·  "
                   f"{elapsed:.0f} s", style="dim")
