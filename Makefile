@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv services services-down status demo test test-unit lock clean bench bench-worker bench-rebuild bench-audit bench-api
+.PHONY: help venv services services-down status demo test test-unit lock clean bench bench-quick bench-worker bench-rebuild bench-audit bench-api
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -41,6 +41,12 @@ lock: ## Re-resolve constraints.txt from pyproject.toml in a scratch virtualenv.
 	/tmp/cohortflow-lock/bin/pip install -q --upgrade pip
 	/tmp/cohortflow-lock/bin/pip install -q -e '.[test,bench]'
 	/tmp/cohortflow-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+bench: services ## Every benchmark of issue 8 side by side -> bench/results/<date>.json, bench/REPORT.md. QUICK=1: small, < 5 min.
+	$(BIN)/python bench/bench_suite.py $(if $(QUICK),--quick) $(ARGS)
+
+bench-quick: services ## make bench with small sizes (< 5 minutes): checks every path, figures not quotable.
+	$(BIN)/python bench/bench_suite.py --quick $(ARGS)
 
 bench-worker: services ## Worker throughput vs the raw consume ceiling, freshness, memory (issue 3).
 	$(BIN)/python bench/bench_worker.py
