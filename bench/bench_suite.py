@@ -47,7 +47,7 @@ from views.migrate import migrate  # noqa: E402
 
 console = Console()
 RESULTS = ROOT / "bench" / "results"
-FULL = {"fold_log": (200_000, 20_000), "repeat": 3, "peer_repeat": 1, "peer_cap": 300, "fresh_rates": (1_000, 5_000, 20_000),
+FULL = {"fold_log": (200_000, 20_000), "repeat": 3, "peer_repeat": 1, "peer_cap": 150, "fresh_rates": (1_000, 5_000, 20_000),
         "fresh_seconds": 20, "live": (50_000, 1_000_000), "reads": 200, "live_reads": 20,
         "scaling": (10_000, 50_000, 200_000)}
 QUICK = {"fold_log": (20_000, 1_000), "repeat": 1, "peer_repeat": 1, "peer_cap": 60, "fresh_rates": (1_000, 5_000, 20_000),
@@ -133,7 +133,7 @@ async def _freshness(settings: Settings, port: int, token: str, records: list, r
         await producer.stop()
         stop.set()
         await asyncio.wait_for(watcher, timeout=180)
-    return {"rate": rate, "achieved_rate": achieved, "samples": len(latencies),
+    return {"rate": rate, "achieved_rate": achieved, "samples": len(latencies), "sent": sent,
             "p50_ms": 1000 * percentile(latencies, 50), "p99_ms": 1000 * percentile(latencies, 99)}
 
 
@@ -189,7 +189,8 @@ def served(base: Settings, plan: dict, port: int) -> dict:
         began = time.perf_counter()
         subprocess.run([sys.executable, "-m", "cohortflow.cli", "rebuild", "--into", f"{settings.postgres_schema}_rb"],
                        cwd=ROOT, env=environment(settings), check=True, stdout=subprocess.DEVNULL)
-        out["rebuild"] = {"seconds": time.perf_counter() - began, "records": len(workload(*plan["fold_log"], 21))}
+        replayed = len(workload(*plan["fold_log"], 21)) + sum(f["sent"] for f in out["freshness"])
+        out["rebuild"] = {"seconds": time.perf_counter() - began, "records": replayed}
         drop_schema(settings, f"{settings.postgres_schema}_rb")
     finally:
         if api is not None:
