@@ -163,7 +163,8 @@ def simulate(ctx: Context, campuses: int, students: int, rate: float, duration: 
 @click.option("--token-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="A file holding the token (what `make demo` writes).")
 @click.option("--interval", type=click.FloatRange(0.1, 60), default=1.0, show_default=True, help="Seconds between polls.")
-@click.option("--once", is_flag=True, help="Print the tables once (when figures are there, or after --wait) and exit.")
+@click.option("--once", is_flag=True,
+              help="Print the tables once figures are there and exit (exit 1 if none after --wait).")
 @click.option("--wait", type=click.FloatRange(0), default=60, show_default=True, help="With --once: most seconds to wait.")
 @pass_context
 def watch(ctx: Context, url: str | None, token: str | None, token_file: Path | None, interval: float, once: bool,
@@ -190,6 +191,8 @@ def watch(ctx: Context, url: str | None, token: str | None, token_file: Path | N
             while not (poll(client, snapshot, started) and nonzero(snapshot)) and time.monotonic() - started < wait:
                 time.sleep(interval)
             out.print(render(snapshot, url, time.monotonic() - started))
+            if not nonzero(snapshot):
+                raise click.ClickException(f"no floor and mentor figures from {url} within {wait:g} s")
             return
         try:
             with Live(render(snapshot, url, 0), console=out, refresh_per_second=4, screen=False) as live:
