@@ -38,6 +38,7 @@ from views.queries import exact_json
 from views.sink import pool as views_pool
 
 MAX_LIMIT = 500
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: a 400 naming the parameter, not a driver error
 
 
 class ApiError(Exception):
@@ -227,7 +228,8 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Materialized analytics views of a learning platform, exactly once. Every /v1 route "
                               "needs `Authorization: Bearer <token>` (see `cohortflow tokens`).",
                   responses={401: {"model": models.Error}, 403: {"model": models.Error}, 429: {"model": models.Error},
-                             400: {"model": models.Error}, 422: {"model": models.Error}})
+                             400: {"model": models.Error}, 422: {"model": models.Error},
+                             503: {"model": models.Error, "description": "PostgreSQL or Redis unavailable"}})
 
     # --- errors ---------------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -319,7 +321,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"items per page (1-{MAX_LIMIT})")]
     Cursor = Annotated[str | None, Query(max_length=2000, description="next_cursor of the previous page")]
-    Text = Annotated[str | None, Query(min_length=1, max_length=200)]
+    Text = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
+    Name = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
 
     # --- views ----------------------------------------------------------------------------
     @app.get("/v1/floors", response_model=models.FloorPage, tags=["views"])
@@ -345,8 +348,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/floors/{campus}/{floor}", response_model=models.Floor, tags=["views"],
              responses={404: {"model": models.Error}})
-    async def floor(request: Request, who: Caller, campus: Annotated[str, Path(min_length=1, max_length=200)],
-                    floor: Annotated[str, Path(min_length=1, max_length=200)]) -> Response:
+    async def floor(request: Request, who: Caller, campus: Name, floor: Name) -> Response:
         """One floor's summary."""
         need(who.floor(campus, floor), f"floor {campus}/{floor}")
         found = await rows(request, "SELECT * FROM floor_summary WHERE campus = %s AND floor = %s", [campus, floor])
@@ -379,8 +381,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/mentors/{mentor_id}", response_model=models.Mentor, tags=["views"],
              responses={404: {"model": models.Error}})
-    async def mentor(request: Request, who: Caller,
-                     mentor_id: Annotated[str, Path(min_length=1, max_length=200)]) -> Response:
+    async def mentor(request: Request, who: Caller, mentor_id: Name) -> Response:
         """One mentor's summary."""
         if not who.all_views and not who.floors:
             need(False, f"mentor {mentor_id}")
@@ -416,7 +417,7 @@ def create_app(settings: Settings) -> FastAPI:
                                         "updated_at": _latest(found, "updated_at")})
 
     # --- badges ---------------------------------------------------------------------------
-    UserId = Annotated[str, Path(min_length=1, max_length=200)]
+    UserId = Name
 
     async def badge(request: Request, user_id: str) -> dict:
         raw = await request.app.state.redis.hgetall(badge_key(settings.redis_prefix, user_id))

@@ -204,6 +204,8 @@ async def test_bad_input_is_a_4xx_naming_the_parameter(stack: Settings) -> None:
         ("/v1/audit", {"from": "2026-02-01T00:00:00+00:00", "to": "2026-01-01T00:00:00+00:00"}, "from"),
         ("/v1/audit", {"entity_id": "s1"}, "entity_type"), ("/v1/audit", {"cursor": "zzz"}, "cursor"),
         ("/v1/audit", {"limit": "5000"}, "limit"), ("/v1/audit", {"from": "2026-02-01T00:00:00"}, "from"),
+        ("/v1/floors", {"campus": "c\x001"}, "campus"), ("/v1/mentors/m%001", {}, "mentor_id"),
+        ("/v1/audit", {"actor_id": "a\x00"}, "actor_id"),
         ("/v1/floors/c1/unknown-floor", {}, "floor"), ("/v1/mentors/unknown-mentor", {}, "mentor_id"),
     ]
     async with client(stack) as http:
