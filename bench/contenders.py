@@ -100,14 +100,40 @@ def fast_publish(settings: Settings, records: list) -> None:
     assert producer.flush(120) == 0, "records left unpublished"
 
 
+async def _group_members(bootstrap: str, group: str) -> tuple[str, int]:
+    """(state, number of members) of a consumer group."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        response = (await admin.describe_consumer_groups([group]))[0]
+    finally:
+        await admin.close()
+    _error, _group, state, _protocol_type, _protocol, members, *_ = response.groups[0]
+    return state, len(members)
+
+
+def wait_stable(bootstrap: str, group: str, members: int, timeout: float = 180) -> None:
+    """Until ``group`` is Stable with ``members`` members: no rebalance inside the timed window."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        state, count = asyncio.run(_group_members(bootstrap, group))
+        if state == "Stable" and count >= members:
+            return
+        assert time.perf_counter() < deadline, f"group {group}: {state} with {count}/{members} members after {timeout} s"
+        time.sleep(0.5)
+
+
 def timed(settings: Settings, records: list, done: Callable[[int], bool], pids: Callable[[], list[int]],
-          cap: float) -> Run:
-    """Warm up with the first records, then publish the rest and time until ``done(count)``."""
+          cap: float, group: str | None = None, members: int = 1) -> Run:
+    """Warm up with the first records (and wait for a stable group), then publish the rest and time until
+    ``done(count)``."""
     asyncio.run(publish(settings, records[:WARMUP]))
     deadline = time.perf_counter() + 180
     while not done(WARMUP):
         assert time.perf_counter() < deadline, "the contender did not consume the warm-up records in 180 s"
         time.sleep(0.1)
+    if group is not None:
+        wait_stable(settings.kafka_bootstrap, group, members)
     began = time.perf_counter()
     publisher = threading.Thread(target=fast_publish, args=(settings, records[WARMUP:]))
     publisher.start()
@@ -139,7 +165,7 @@ def worker_rate(base: Settings, records: list, processes: int, cap: float) -> Ru
         return applied(run) >= count
 
     try:
-        result = timed(run, records, done, lambda: [w.proc.pid for w in workers], cap)
+        result = timed(run, records, done, lambda: [w.proc.pid for w in workers], cap, run.consumer_group, processes)
         if result.capped:  # the rate of what was committed by the cap
             result.rate = (applied(run) - WARMUP) / result.seconds
         return result
@@ -200,7 +226,7 @@ def peer_rate(kind: str, base: Settings, records: list, processes: int, cap: flo
         return source >= count and drained
 
     try:
-        result = timed(run, records, done, lambda: [p.pid for p in procs], cap)
+        result = timed(run, records, done, lambda: [p.pid for p in procs], cap, group, processes)
         if result.capped:
             result.rate = (asyncio.run(_progress(run.kafka_bootstrap, group, sources))[0] - WARMUP) / result.seconds
         return result
