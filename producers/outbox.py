@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from producers.exceptions import NotInTransaction, OutboxMissing
+from producers.exceptions import NotInTransaction, OutboxMissing, PublishTimeout
 from producers.typed import validated_record
 from schemas import DEFAULT_CONTRACT, Contract, EventBase, Topic, topic_name
 
@@ -112,6 +112,7 @@ class RelayStats:
 
     published: int = 0
     batches: int = 0
+    outages: int = 0  # Kafka or PostgreSQL errors waited out
 
 
 async def relay(
@@ -124,24 +125,55 @@ async def relay(
     until_empty: bool = False,
     stop: asyncio.Event | None = None,
     on_batch: Callable[[RelayStats], Any] | None = None,
+    retry_seconds: float = 5.0,
 ) -> RelayStats:
-    """Publish unsent outbox rows until ``stop`` is set (or, with ``until_empty``, until none is left)."""
+    """Publish unsent outbox rows until ``stop`` is set (or, with ``until_empty``, until none is left).
+
+    Kafka or PostgreSQL going away is waited out: the batch in hand is rolled
+    back (its rows stay unsent), and the relay reconnects every
+    ``retry_seconds`` at most, logging why. A missing outbox table stops it.
+    """
+    import psycopg
+
+    schema = schema or settings.outbox_schema
+    stats = RelayStats()
+    stop = stop or asyncio.Event()
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            if await _session(settings, schema, stats, stop, batch_size, buckets_per_batch, idle_seconds,
+                              until_empty, on_batch):
+                break
+            delay = 0.5
+        except (PublishTimeout, psycopg.OperationalError) as exc:
+            stats.outages += 1
+            log.warning("relay: %s; the batch in hand stays unsent, retrying in %.1f s", exc, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            delay = min(retry_seconds, delay * 2)
+    return stats
+
+
+async def _session(settings: Settings, schema: str, stats: RelayStats, stop: asyncio.Event, batch_size: int,
+                   buckets_per_batch: int, idle_seconds: float, until_empty: bool,
+                   on_batch: Callable[[RelayStats], Any] | None) -> bool:
+    """One connection to each side, publishing until stopped (True when ``until_empty`` found nothing left)."""
     import psycopg
 
     from producers.publisher import AsyncPublisher
 
-    schema = schema or settings.outbox_schema
     table = _table(schema)
     lock_space = f"cohortflow-outbox:{schema}"
-    stats = RelayStats()
-    stop = stop or asyncio.Event()
     rng = random.Random()
     publisher = AsyncPublisher(settings, source=None)
-    await publisher.start()
     try:
-        conn = await psycopg.AsyncConnection.connect(settings.outbox_url, autocommit=False)
+        conn = await psycopg.AsyncConnection.connect(settings.outbox_url, autocommit=False,
+                                                     connect_timeout=max(1, int(settings.publish_timeout_seconds)))
         try:
             await _check_installed(conn, schema)
+            await publisher.start()
             while not stop.is_set():
                 sent = await _one_batch(conn, publisher, settings, table, lock_space, rng, batch_size,
                                         buckets_per_batch)
@@ -152,7 +184,7 @@ async def relay(
                         on_batch(stats)
                     continue
                 if until_empty and not await _pending(conn, table):
-                    break
+                    return True
                 try:
                     await asyncio.wait_for(stop.wait(), idle_seconds)
                 except asyncio.TimeoutError:
@@ -160,8 +192,8 @@ async def relay(
         finally:
             await conn.close()
     finally:
-        await publisher.close()
-    return stats
+        await publisher.close()  # a fresh producer after an outage: no batch of the failed one is reused
+    return False
 
 
 async def _check_installed(conn: Any, schema: str) -> None:

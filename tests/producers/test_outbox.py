@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,14 +16,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cohortflow.settings import Settings
+from cohortflow.settings import Settings, load_settings
 from producers import outbox
 from producers.exceptions import InvalidEvent, NotInTransaction
 from producers.typed import events as typed_events
 from schemas import Rejection, decode
 from tests import oracle
 from tests.logs import adversarial_log, valid_events
-from tests.producers.helpers import read_topics_sync
+from tests.producers.helpers import read_topics, read_topics_sync
 from tests.streams.harness import ROOT, Worker, compare, environment, views, wait_caught_up
 
 
@@ -145,3 +147,51 @@ def test_committed_rows_reach_kafka_once_rolled_back_rows_never_with_a_relay_kil
 
 class _Rollback(Exception):
     pass
+
+
+async def test_the_relay_waits_out_an_unreachable_kafka_and_resumes(stack: Settings, outbox_schema: str) -> None:
+    # Bootstrap through a port where nothing listens yet; later a forwarder to the real broker opens there.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    fields = {name: getattr(stack, name) for name in Settings.model_fields}
+    settings = load_settings(**fields | {"kafka_bootstrap": f"127.0.0.1:{port}", "publish_timeout_seconds": 1})
+    sent = [typed_events.login_succeeded(user_id=f"u{i}", role="student") for i in range(50)]
+    with psycopg.connect(stack.postgres_url) as conn, conn.transaction():
+        for event in sent:
+            outbox.enqueue(conn, event, schema=outbox_schema, contract=stack.contract)
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(outbox.relay(settings, schema=outbox_schema, stop=stop, retry_seconds=1))
+    await asyncio.sleep(3)
+    assert not running.done(), running  # still there, not crashed
+    assert _unsent(stack, outbox_schema) == (50, 0)
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host, _, kafka_port = stack.kafka_bootstrap.split(",")[0].rpartition(":")
+        up_reader, up_writer = await asyncio.open_connection(host, int(kafka_port))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+    server = await asyncio.start_server(forward, "127.0.0.1", port)
+    try:
+        for _ in range(300):
+            if _unsent(stack, outbox_schema) == (0, 50):
+                break
+            await asyncio.sleep(0.1)
+        assert _unsent(stack, outbox_schema) == (0, 50)
+    finally:
+        stop.set()
+        stats = await asyncio.wait_for(running, 30)
+        server.close()
+    assert stats.outages >= 1 and stats.published == 50
+    found = {decode(r.topic, r.key, r.value, stack.contract).event_id for r in await read_topics(stack, 50)}
+    assert found == {e.event_id for e in sent}
