@@ -124,12 +124,25 @@ def test_committed_rows_reach_kafka_once_rolled_back_rows_never_with_a_relay_kil
         # Kafka: every committed event at least once (a re-send after the kill is allowed), no rolled-back one.
         records = read_topics_sync(stack, len(committed), timeout=60)
         seen = set()
+        first_at: dict[str, tuple[str, int, int]] = {}  # event_id -> (topic, partition, offset) of its first copy
         for record in records:
             found = decode(record.topic, record.key, record.value, stack.contract)
             assert not isinstance(found, Rejection), found
             seen.add(found.event_id)
+            place = (record.topic, record.partition, record.offset)
+            first_at[found.event_id] = min(first_at.get(found.event_id, place), place)
         assert seen == {e.event_id for e in committed}
         assert not seen & {e.event_id for e in rolled_back}
+        # Order per key: one transaction's events of a key reach their partition in the order they were enqueued,
+        # whichever relay sent them and whatever was re-sent after the kill.
+        for batch, rb in transactions:
+            if rb:
+                continue
+            by_key: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
+            for event in batch:
+                by_key.setdefault((event.TOPIC.value, event.key), []).append(first_at[event.event_id])
+            for places in by_key.values():
+                assert places == sorted(places) and len({p[:2] for p in places}) == 1, places
 
         # The worker's views of what the relays published equal the batch recomputation of the committed events.
         worker = Worker(stack, tmp_path / "worker.log").start()
