@@ -22,11 +22,12 @@ from typing import Annotated, Any, Literal
 import orjson
 import psycopg
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from psycopg_pool import AsyncConnectionPool
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cohortflow.settings import Settings
@@ -35,7 +36,6 @@ from views.api import models
 from views.api.auth import Principal, RateLimiter, Tokens
 from views.badges import badge_channel, badge_key
 from views.queries import exact_json
-from views.sink import pool as views_pool
 
 MAX_LIMIT = 500
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: a 400 naming the parameter, not a driver error
@@ -98,6 +98,24 @@ def _decode_cursor(cursor: str | None, size: int) -> list[str] | None:
     if not (isinstance(key, list) and len(key) == size and all(isinstance(k, str) for k in key)):
         raise ApiError(400, "invalid_parameter", "cursor: not a cursor this API returned", "cursor")
     return key
+
+
+async def _configure(conn: psycopg.AsyncConnection) -> None:
+    exact_json(conn)
+
+
+def _pool(settings: Settings) -> AsyncConnectionPool:
+    """Read-only connections on the views' schema.
+
+    Autocommit: a read is one round trip, where a transaction would add a BEGIN before it and the
+    pool's ROLLBACK after it. No server-side prepared statements (``rebuild --swap`` renames schemas,
+    every statement must resolve names anew), and no check on checkout: a connection broken by a
+    PostgreSQL restart fails one request with a 503 and is replaced.
+    """
+    return AsyncConnectionPool(
+        settings.postgres_url, min_size=2, max_size=8, open=False, name="cohortflow-api", configure=_configure,
+        kwargs={"options": f"-c search_path={settings.postgres_schema}", "prepare_threshold": None,
+                "autocommit": True})
 
 
 class Broadcaster:
@@ -204,7 +222,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = views_pool(settings, max_size=8, check=False)
+        app.state.pool = _pool(settings)
         await app.state.pool.open(wait=False)
         # A bounded pool that makes requests wait for a connection (a burst of SSE clients must not
         # open thousands), never fail for lack of one.
@@ -314,7 +332,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     async def rows(request: Request, query: str, params: list) -> list[dict]:
         async with request.app.state.pool.connection() as conn:
-            exact_json(conn)
             cur = conn.cursor(row_factory=psycopg.rows.dict_row)
             await cur.execute(query, params)
             return await cur.fetchall()
