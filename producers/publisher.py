@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import threading
 import weakref
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from producers.exceptions import PublishTimeout
@@ -186,54 +187,81 @@ class Publisher:
 
     Its own event loop runs in a daemon thread; each typed method returns the
     event once Kafka acknowledged it. It flushes on :meth:`close` (and at
-    interpreter exit); safe to share between threads.
+    interpreter exit); safe to share between threads, and a module-level
+    instance survives a fork (Celery prefork, gunicorn): the child opens its
+    own connection on first use.
     """
 
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:
-        self._async = AsyncPublisher(settings, **options)
-        self.contract = self._async.contract
-        self.source = self._async.source
-        self.timeout = self._async.timeout
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="cohortflow-publisher", daemon=True)
-        self._thread.start()
+        self._settings, self._options = settings, options
         self._closed = False
+        self._start_thread()
         # At exit, flush what was handed over; a weak reference lets an unused publisher be collected.
         ref = weakref.ref(self)
         self._atexit = lambda: (p := ref()) is not None and p.close()
         atexit.register(self._atexit)
 
+    def _start_thread(self) -> None:
+        self._async = AsyncPublisher(self._settings, **self._options)
+        self.contract = self._async.contract
+        self.source = self._async.source
+        self.timeout = self._async.timeout
+        self._pid = os.getpid()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="cohortflow-publisher", daemon=True)
+        self._thread.start()
+
     def _run(self, coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
         if self._closed:
             coro.close()
             raise RuntimeError("this Publisher is closed; create a new one")
+        if self._pid != os.getpid():
+            # A forked child (Celery prefork, gunicorn) inherits no running thread: it gets its own connection.
+            # The coroutine was built for the parent's publisher, so rebuild the call on the new one.
+            coro.close()
+            raise _Forked
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         # The coroutine raises PublishTimeout by itself; the margin only covers a stuck loop.
         return future.result((timeout or self.timeout) * 2 + 5)
 
     def start(self) -> Publisher:
         """Connect now rather than on the first event (raises :class:`PublishTimeout` within the timeout)."""
-        self._run(self._async.start())
+        self._call(lambda: self._async.start())
         return self
 
     def publish(self, event: EventBase) -> EventBase:
         """Publish an event built elsewhere; validated first."""
-        return self._run(self._async.publish(event))
+        return self._call(lambda: self._async.publish(event))
 
     def _deliver(self, event: EventBase, record: Record) -> EventBase:
-        return self._run(self._async._deliver(event, record))
+        return self._call(lambda: self._async._deliver(event, record))
+
+    def _call(self, make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        try:
+            return self._run(make())
+        except _Forked:
+            with _fork_lock:
+                if self._pid != os.getpid():
+                    self._start_thread()
+            return self._run(make())
 
     def send_records(self, records: Iterable[Record]) -> int:
         """Send already validated records and wait for every acknowledgement."""
-        return self._run(self._async.send_records(list(records)))
+        records = list(records)
+        return self._call(lambda: self._async.send_records(records))
 
     def flush(self) -> None:
         """Wait until everything handed over is acknowledged."""
-        self._run(self._async.flush())
+        if self._pid == os.getpid():  # a forked child has handed nothing over yet
+            self._run(self._async.flush())
 
     def close(self) -> None:
         """Flush, disconnect and stop the background thread; idempotent."""
         if self._closed:
+            return
+        if self._pid != os.getpid():  # the parent's connection and thread are the parent's to close
+            self._closed = True
+            atexit.unregister(self._atexit)
             return
         try:
             self._run(self._async.close())
@@ -250,6 +278,21 @@ class Publisher:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class _Forked(Exception):
+    """The publisher was created in a parent process: its thread and connection did not come along."""
+
+
+_fork_lock = threading.Lock()
+
+
+def _new_fork_lock() -> None:
+    global _fork_lock  # noqa: PLW0603 - a lock held by another thread at fork time would never be released
+    _fork_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_fork_lock)
 
 
 async def _quietly(coro: Coroutine[Any, Any, Any]) -> None:

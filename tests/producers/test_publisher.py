@@ -149,3 +149,47 @@ def test_the_timeout_comes_from_the_settings(base_settings, monkeypatch) -> None
     monkeypatch.setenv("COHORTFLOW_PUBLISH_TIMEOUT_SECONDS", "3.5")
     with Publisher(load_settings()) as publisher:
         assert publisher.timeout == 3.5
+
+
+def test_a_publisher_created_before_a_fork_works_in_the_child(stack) -> None:
+    # Celery prefork and gunicorn import the app (and its module-level publisher) before forking workers.
+    import multiprocessing
+
+    publisher = Publisher(stack)
+    parent_first = publisher.login_succeeded(user_id="parent", role="admin")
+
+    def child(queue) -> None:  # noqa: ANN001
+        event = publisher.login_succeeded(user_id="child", role="student")
+        publisher.close()
+        queue.put(event.event_id)
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    child_id = queue.get(timeout=30)
+    process.join(30)
+    assert process.exitcode == 0
+    parent_again = publisher.login_succeeded(user_id="parent", role="admin")  # the parent's connection still works
+    publisher.close()
+    records = read_topics_sync(stack, 3)
+    found = {decode(r.topic, r.key, r.value, stack.contract).event_id for r in records}
+    assert found == {parent_first.event_id, child_id, parent_again.event_id}
+
+
+def test_a_publisher_never_closed_lets_the_interpreter_exit_cleanly(stack) -> None:
+    import subprocess
+    import sys
+
+    from tests.streams.harness import ROOT, environment
+
+    script = ("from producers.publisher import Publisher\n"
+              "p = Publisher(source='script')\n"
+              "print(p.login_succeeded(user_id='u1', role='student').event_id)\n")  # no close(): atexit does it
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-W", "error::ResourceWarning", "-c", script], cwd=ROOT,
+                          env=environment(stack), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "Unclosed" not in done.stderr, done.stderr
+    assert time.monotonic() - began < 20
+    records = read_topics_sync(stack, 1)
+    assert [decode(r.topic, r.key, r.value, stack.contract).event_id for r in records] == [done.stdout.strip()]
