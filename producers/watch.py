@@ -16,6 +16,7 @@ from rich.text import Text
 
 FLOORS_SHOWN = 8
 MENTORS_SHOWN = 10
+PAGES = 4  # of 500 rows: 2,000 mentors, the default simulated cohort's
 
 
 @dataclass
@@ -33,22 +34,41 @@ def poll(client: Any, snapshot: Snapshot, started: float) -> Snapshot:
     import httpx
 
     try:
-        floors = client.get("/v1/floors", params={"limit": 500})
-        mentors = client.get("/v1/mentors", params={"limit": 500})
-        for response in (floors, mentors):
-            if response.status_code == 401 or response.status_code == 403:
-                snapshot.error = f"the API refused the token ({response.status_code}): check --token"
-                return snapshot
-            response.raise_for_status()
-    except httpx.HTTPError as exc:
+        floors = _rows(client, "/v1/floors")
+        mentors = _rows(client, "/v1/mentors")
+    except _Refused as exc:
+        snapshot.error = f"the API refused the token ({exc}): check --token"
+        return snapshot
+    except (httpx.HTTPError, ValueError, KeyError) as exc:  # down, starting, or not the JSON of a page yet
         snapshot.error = f"waiting for the API at {client.base_url} ({type(exc).__name__})"
         return snapshot
-    snapshot.floors = floors.json()["items"]
-    snapshot.mentors = mentors.json()["items"]
+    snapshot.floors = floors
+    snapshot.mentors = mentors
     snapshot.error = None
     if snapshot.first_nonzero_after is None and nonzero(snapshot):
         snapshot.first_nonzero_after = time.monotonic() - started
     return snapshot
+
+
+class _Refused(Exception):
+    pass
+
+
+def _rows(client: Any, path: str) -> list[dict[str, Any]]:
+    """Up to :data:`PAGES` pages of a view (the API's rate limit allows ~20 requests/s per token)."""
+    rows: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 500}
+    for _ in range(PAGES):
+        response = client.get(path, params=params)
+        if response.status_code in (401, 403):
+            raise _Refused(response.status_code)
+        response.raise_for_status()
+        page = response.json()
+        rows += page["items"]
+        if not page.get("next_cursor"):
+            break
+        params["cursor"] = page["next_cursor"]
+    return rows
 
 
 def nonzero(snapshot: Snapshot) -> bool:
