@@ -14,6 +14,12 @@ and only then marks them sent and commits, which releases the buckets. One
 key is therefore never published by two relays at once, and its rows go out
 in outbox order. A relay killed at any point leaves its rows unsent: they are
 published again later, and the worker absorbs the re-sent records by event_id.
+
+"Outbox order" is id order among committed rows: an app whose writes to one
+entity are serialised (its own row lock) enqueues that entity's events in
+commit order. Two concurrent transactions touching one key without such a
+lock may be published in either order, which the contract tolerates: the
+views never depend on arrival order.
 """
 
 from __future__ import annotations
