@@ -37,11 +37,12 @@ async def test_tokens_create_list_revoke(stack: Settings) -> None:
     assert listed.returncode == 0 and "dash" in listed.stdout and "floor:c1/f1" in listed.stdout
     assert token not in listed.stdout
 
+    bearer = {"Authorization": f"Bearer {token}"}
     async with client(stack) as http:
-        assert (await http.get("/v1/notifications/u-1", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+        assert (await http.get("/v1/notifications/u-1", headers=bearer)).status_code == 200
     assert run(stack, "revoke", "dash").returncode == 0
     async with client(stack) as http:  # a new app: no cached answer
-        refused = await http.get("/v1/notifications/u-1", headers={"Authorization": f"Bearer {token}"})
+        refused = await http.get("/v1/notifications/u-1", headers=bearer)
         assert refused.status_code == 401 and refused.json()["error"]["parameter"] == "Authorization"
 
     again = run(stack, "revoke", "dash")
