@@ -437,11 +437,14 @@ def create_app(settings: Settings) -> FastAPI:
     UserId = Name
 
     async def badge(request: Request, user_id: str) -> dict:
+        return (await badge_and_rev(request, user_id))[0]
+
+    async def badge_and_rev(request: Request, user_id: str) -> tuple[dict, int]:
         raw = await request.app.state.redis.hgetall(badge_key(settings.redis_prefix, user_id))
         out = {"user_id": user_id, "unread": int(raw.get(b"unread", 0))}
         if b"pending_reviews" in raw:
             out["pending_reviews"] = int(raw[b"pending_reviews"])
-        return out
+        return out, int(raw.get(b"rev", 0))
 
     @app.get("/v1/notifications/{user_id}", response_model=models.Badge, tags=["notifications"])
     async def notifications(request: Request, who: Caller, user_id: UserId) -> Response:
@@ -461,7 +464,12 @@ def create_app(settings: Settings) -> FastAPI:
 
         async def events() -> AsyncIterator[bytes]:
             try:
-                yield b"event: badge\ndata: " + orjson.dumps(await badge(request, user_id)) + b"\n\n"
+                # Subscribed before the read, so no change falls between them; the worker's script sets the
+                # hash and publishes in one step, so revisions up to the one read are already in `now`.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(broadcaster.ready.wait(), 2)
+                now, seen = await badge_and_rev(request, user_id)
+                yield b"event: badge\ndata: " + orjson.dumps(now) + b"\n\n"
                 while True:
                     try:
                         data = await asyncio.wait_for(queue.get(), settings.sse_heartbeat_seconds)
@@ -469,6 +477,10 @@ def create_app(settings: Settings) -> FastAPI:
                         yield b": heartbeat\n\n"
                         continue
                     message = orjson.loads(data)
+                    rev = message.get("rev") or 0
+                    if rev and rev <= seen:
+                        continue  # older than what this client holds
+                    seen = max(seen, rev)
                     body = {"user_id": user_id, "unread": message["unread"]}
                     if message.get("pending_reviews") is not None:
                         body["pending_reviews"] = message["pending_reviews"]
