@@ -78,15 +78,24 @@ def fold_throughput(base: Settings, plan: dict) -> dict:
            "raw_runs": raw, "contenders": {}}
     for name in ("cohortflow", "faust", "quix"):
         for processes in (1, 2):
-            runs = []
+            runs, failures = [], []
             for _ in range(plan["repeat"] if name == "cohortflow" else plan["peer_repeat"]):
                 with console.status(f"fold throughput: {name} x{processes}"):
-                    run = (worker_rate(base, records, processes, plan["peer_cap"]) if name == "cohortflow"
-                           else peer_rate(name, base, records, processes, plan["peer_cap"]))
+                    try:
+                        run = (worker_rate(base, records, processes, plan["peer_cap"]) if name == "cohortflow"
+                               else peer_rate(name, base, records, processes, plan["peer_cap"]))
+                    except AssertionError as exc:  # a contender that never got going: say so, go on
+                        failures.append(str(exc).splitlines()[0][:200])
+                        console.print(f"  {name} x{processes}: FAILED: {failures[-1]}")
+                        continue
                 runs.append(run)
                 console.print(f"  {name} x{processes}: {run.rate:,.0f} records/s"
                               f"{' (capped)' if run.capped else ''}, RSS {run.rss_bytes / 2**20:,.0f} MiB")
-            out["contenders"][f"{name}x{processes}"] = {
+            if not runs:
+                out["contenders"][f"{name}x{processes}"] = {"records_per_s": None, "runs": [], "rss_bytes": 0,
+                                                            "capped": False, "failures": failures}
+                continue
+            out["contenders"][f"{name}x{processes}"] = {"failures": failures,
                 "records_per_s": statistics.median(r.rate for r in runs), "runs": [r.__dict__ for r in runs],
                 "rss_bytes": max(r.rss_bytes for r in runs), "capped": any(r.capped for r in runs)}
     return out

@@ -206,6 +206,8 @@ def peer_rate(kind: str, base: Settings, records: list, processes: int, cap: flo
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
         conn.execute(FLOOR_DDL)  # before the processes start: two CREATE IF NOT EXISTS at once collide
+    if kind == "faust":  # two workers racing to create them: one "ignores the missing topic" and never reads it
+        asyncio.run(_create_faust_topics(run, group))
     env = {**os.environ, "PEER_APP_ID": group, "PEER_TOPIC_PREFIX": run.topic_prefix,
            "PEER_BOOTSTRAP": run.kafka_bootstrap, "PEER_SCHEMA": schema, "PEER_DSN": run.postgres_url}
     procs = []
@@ -242,6 +244,22 @@ def peer_rate(kind: str, base: Settings, records: list, processes: int, cap: flo
         asyncio.run(_drop_peer_topics(run.kafka_bootstrap, group))
         drop_schema(run, schema)
         drop_topics(run)
+
+
+async def _create_faust_topics(settings: Settings, group: str) -> None:
+    """The Faust peer's delta topic and table changelogs, as Faust itself declares them."""
+    from aiokafka.admin import NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([
+            NewTopic(f"{group}-summary-deltas", 12, 1),
+            NewTopic(f"{group}-students-changelog", 12, 1, topic_configs={"cleanup.policy": "compact"}),
+            NewTopic(f"{group}-summaries-changelog", 12, 1, topic_configs={"cleanup.policy": "compact"}),
+        ])
+    finally:
+        await admin.close()
 
 
 async def _drop_peer_topics(bootstrap: str, group: str) -> None:

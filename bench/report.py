@@ -93,6 +93,9 @@ def render(result: dict, name: str) -> Path:
         for key, c in fold["contenders"].items():
             name_, n = key.rsplit("x", 1)
             faust = fold["contenders"].get(f"faustx{n}", {}).get("records_per_s")
+            if c["records_per_s"] is None:
+                lines.append(f"| {name_} | {n} | failed: {'; '.join(c.get('failures', []))} | | | |")
+                continue
             lines.append(f"| {name_}{' (capped)' if c['capped'] else ''} | {n} | {c['records_per_s']:,.0f} |"
                          f" {_share(c['records_per_s'], raw)} | {_ratio(c['records_per_s'], faust)} |"
                          f" {c['rss_bytes'] / 2**20:,.0f} MiB |")
