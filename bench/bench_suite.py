@@ -48,7 +48,7 @@ from views.migrate import migrate  # noqa: E402
 
 console = Console()
 RESULTS = ROOT / "bench" / "results"
-FULL = {"fold_log": (200_000, 20_000), "repeat": 3, "peer_repeat": 1, "peer_cap": 150, "fresh_rates": (1_000, 5_000, 20_000),
+FULL = {"fold_log": (100_000, 10_000), "repeat": 3, "peer_repeat": 1, "peer_cap": 180, "fresh_rates": (1_000, 5_000, 20_000),
         "fresh_seconds": 20, "live": (50_000, 1_000_000), "reads": 200, "live_reads": 20,
         "scaling": (10_000, 50_000, 200_000)}
 QUICK = {"fold_log": (20_000, 1_000), "repeat": 1, "peer_repeat": 1, "peer_cap": 60, "fresh_rates": (1_000, 5_000, 20_000),
