@@ -36,7 +36,7 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import live_sql, report  # noqa: E402
+from bench import contenders, live_sql, report  # noqa: E402
 from bench.bench_worker import raw_ceiling, workload  # noqa: E402
 from bench.contenders import (  # noqa: E402
     WARMUP, drop_schema, drop_topics, fast_publish, fresh_topics, peer_rate, worker_rate)
@@ -50,9 +50,9 @@ console = Console()
 RESULTS = ROOT / "bench" / "results"
 FULL = {"fold_log": (100_000, 10_000), "repeat": 3, "peer_repeat": 1, "peer_cap": 180, "fresh_rates": (1_000, 5_000, 20_000),
         "fresh_seconds": 20, "live": (50_000, 1_000_000), "reads": 200, "live_reads": 20,
-        "scaling": (10_000, 50_000, 200_000)}
+        "scaling": (10_000, 50_000, 200_000), "warmup_timeout": 180}
 QUICK = {"fold_log": (20_000, 1_000), "repeat": 1, "peer_repeat": 1, "peer_cap": 60, "fresh_rates": (1_000, 5_000, 20_000),
-         "fresh_seconds": 4, "live": (5_000, 100_000), "reads": 30, "live_reads": 5, "scaling": (1_000, 2_000, 5_000)}
+         "fresh_seconds": 4, "live": (5_000, 100_000), "reads": 30, "live_reads": 5, "scaling": (1_000, 2_000, 5_000), "warmup_timeout": 45}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -277,6 +277,7 @@ def main() -> None:
     parser.add_argument("--only", default="fold,served,live,scaling", help="sections to run (comma-separated)")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    contenders.WARMUP_TIMEOUT = plan["warmup_timeout"]
     only = set(args.only.split(","))
     base = load_settings()
     began, stamp = time.monotonic(), datetime.now(UTC)

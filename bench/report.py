@@ -33,6 +33,10 @@ PEERS = """\
   deduplication of re-sent records, dead letters, `as_of`, `last_active_at` from logins,
   global_daily/global_current, Redis badges and the audit trail (logins, audit and notifications
   are decoded and dropped). They do less work than cohortflow, not more.
+- Faust with 2 workers sometimes never commits the warm-up (the group is Stable, every committed
+  partition drained, but one worker's partitions are never committed); the suite pre-creates its
+  delta and changelog topics (two workers racing to create them was one cause) and reports such a run
+  as failed after the warm-up timeout (180 s, 45 s in quick mode) instead of aborting.
 """
 
 
