@@ -22,9 +22,11 @@ from typing import Annotated, Any, Literal
 import orjson
 import psycopg
 import redis.asyncio as aioredis
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from psycopg_pool import AsyncConnectionPool
 from redis.exceptions import RedisError
@@ -38,6 +40,36 @@ from views.badges import badge_channel, badge_key
 from views.queries import exact_json
 
 MAX_LIMIT = 500
+# Personal data: no shared cache keeps it, and a private one must revalidate (ETag) before every use.
+CACHE_CONTROL = "private, no-cache"
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+V1_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": models.Error, "description": "a parameter is malformed or out of range (`parameter` names it)"},
+    401: {"model": models.Error, "description": "missing, malformed, unknown or revoked bearer token"},
+    403: {"model": models.Error, "description": "the token's scopes do not cover this resource"},
+    429: {"model": models.Error, "description": "the token's rate limit is spent", "headers": _RETRY_AFTER},
+    503: {"model": models.Error, "description": "PostgreSQL or Redis unavailable", "headers": _RETRY_AFTER},
+}
+# A view: 200 with a strong ETag, or 304 when If-None-Match holds it.
+VIEW_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": {"ETag": {"description": "strong validator of the body", "schema": {"type": "string"}},
+                      "Cache-Control": {"description": CACHE_CONTROL, "schema": {"type": "string"}}}},
+    304: {"description": "Not Modified: If-None-Match holds the current ETag (empty body)"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": models.Error, "description": "no such row in the views"}}
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document, less the 422 it adds to every route: bad input here is a 400 naming the parameter."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path in doc["paths"].values():
+            for operation in path.values():
+                operation["responses"].pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            doc.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = doc
+    return app.openapi_schema
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: a 400 naming the parameter, not a driver error
 
 
@@ -64,7 +96,7 @@ def _view_response(request: Request, body: dict) -> Response:
     """JSON with a strong ETag of its bytes; 304 when the client holds it already."""
     raw = orjson.dumps(body, default=_default, option=orjson.OPT_UTC_Z)
     tag = '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
-    headers = {"ETag": tag, "Cache-Control": "no-cache"}
+    headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
     held = request.headers.get("if-none-match")
     if held and (held.strip() == "*" or tag in [t.strip().removeprefix("W/") for t in held.split(",")]):
         return Response(status_code=304, headers=headers)
@@ -244,10 +276,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="cohortflow read API", version="1", lifespan=lifespan,
                   description="Materialized analytics views of a learning platform, exactly once. Every /v1 route "
-                              "needs `Authorization: Bearer <token>` (see `cohortflow tokens`).",
-                  responses={401: {"model": models.Error}, 403: {"model": models.Error}, 429: {"model": models.Error},
-                             400: {"model": models.Error}, 422: {"model": models.Error},
-                             503: {"model": models.Error, "description": "PostgreSQL or Redis unavailable"}})
+                              "needs `Authorization: Bearer <token>` (see `cohortflow tokens`). Errors are "
+                              '`{"error": {"code", "message", "parameter"}}`.')
+    app.openapi = lambda: _openapi(app)
+    v1 = APIRouter(responses=V1_RESPONSES)
 
     # --- errors ---------------------------------------------------------------------------
     @app.exception_handler(ApiError)
@@ -300,7 +332,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(Measure)
 
     # --- access ---------------------------------------------------------------------------
-    async def principal(request: Request) -> Principal:
+    # Documents the scheme in OpenAPI; the checks below give the JSON errors (HTTPBearer's own would not).
+    bearer = HTTPBearer(auto_error=False, description="a token from `cohortflow tokens create`")
+
+    async def principal(request: Request,
+                        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if not header:
@@ -342,7 +378,8 @@ def create_app(settings: Settings) -> FastAPI:
     Name = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
 
     # --- views ----------------------------------------------------------------------------
-    @app.get("/v1/floors", response_model=models.FloorPage, tags=["views"])
+    @v1.get("/v1/floors", response_model=models.FloorPage, tags=["views"],
+            responses=VIEW_RESPONSES)
     async def floors(request: Request, who: Caller, campus: Text = None, limit: Limit = 100,
                      cursor: Cursor = None) -> Response:
         """Floor summaries in (campus, floor) order; a floor-scoped token sees its floors only."""
@@ -363,8 +400,8 @@ def create_app(settings: Settings) -> FastAPI:
                                     " ORDER BY campus, floor LIMIT %s", [*params, limit + 1])
         return _page(request, found, limit, lambda r: [r["campus"], r["floor"]])
 
-    @app.get("/v1/floors/{campus}/{floor}", response_model=models.Floor, tags=["views"],
-             responses={404: {"model": models.Error}})
+    @v1.get("/v1/floors/{campus}/{floor}", response_model=models.Floor, tags=["views"],
+            responses={**VIEW_RESPONSES, **NOT_FOUND})
     async def floor(request: Request, who: Caller, campus: Name, floor: Name) -> Response:
         """One floor's summary."""
         need(who.floor(campus, floor), f"floor {campus}/{floor}")
@@ -373,7 +410,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise ApiError(404, "not_found", f"floor {campus}/{floor}: no such floor in the views", "floor")
         return _view_response(request, found[0])
 
-    @app.get("/v1/mentors", response_model=models.MentorPage, tags=["views"])
+    @v1.get("/v1/mentors", response_model=models.MentorPage, tags=["views"],
+            responses=VIEW_RESPONSES)
     async def mentors(request: Request, who: Caller, campus: Text = None, floor: Text = None,
                       workload: Literal["low", "balanced", "overloaded"] | None = None,
                       active: bool | None = None, limit: Limit = 100, cursor: Cursor = None) -> Response:
@@ -396,8 +434,8 @@ def create_app(settings: Settings) -> FastAPI:
                                     " ORDER BY mentor_id LIMIT %s", [*params, limit + 1])
         return _page(request, found, limit, lambda r: [r["mentor_id"]])
 
-    @app.get("/v1/mentors/{mentor_id}", response_model=models.Mentor, tags=["views"],
-             responses={404: {"model": models.Error}})
+    @v1.get("/v1/mentors/{mentor_id}", response_model=models.Mentor, tags=["views"],
+            responses={**VIEW_RESPONSES, **NOT_FOUND})
     async def mentor(request: Request, who: Caller, mentor_id: Name) -> Response:
         """One mentor's summary."""
         if not who.all_views and not who.floors:
@@ -409,7 +447,8 @@ def create_app(settings: Settings) -> FastAPI:
         need(who.all_views, f"mentor {mentor_id}")  # no existence oracle for narrower tokens
         raise ApiError(404, "not_found", f"mentor {mentor_id}: no such mentor in the views", "mentor_id")
 
-    @app.get("/v1/global", response_model=models.Global, tags=["views"])
+    @v1.get("/v1/global", response_model=models.Global, tags=["views"],
+            responses={**VIEW_RESPONSES, **NOT_FOUND})
     async def global_current(request: Request, who: Caller) -> Response:
         """The whole platform now (global_current)."""
         need(who.all_views, "the global views (needs views:read)")
@@ -418,7 +457,8 @@ def create_app(settings: Settings) -> FastAPI:
             raise ApiError(404, "not_found", "global_current: no event applied yet")
         return _view_response(request, found[0])
 
-    @app.get("/v1/global/daily", response_model=models.DayList, tags=["views"])
+    @v1.get("/v1/global/daily", response_model=models.DayList, tags=["views"],
+            responses=VIEW_RESPONSES)
     async def global_daily(request: Request, who: Caller,
                            from_: Annotated[date | None, Query(alias="from", description="first date, inclusive")] = None,
                            to: Annotated[date | None, Query(description="last date, inclusive")] = None) -> Response:
@@ -446,13 +486,14 @@ def create_app(settings: Settings) -> FastAPI:
             out["pending_reviews"] = int(raw[b"pending_reviews"])
         return out, int(raw.get(b"rev", 0))
 
-    @app.get("/v1/notifications/{user_id}", response_model=models.Badge, tags=["notifications"])
+    @v1.get("/v1/notifications/{user_id}", response_model=models.Badge, tags=["notifications"],
+            responses=VIEW_RESPONSES)
     async def notifications(request: Request, who: Caller, user_id: UserId) -> Response:
         """A user's badge: unread notifications (and pending_reviews for mentors), one Redis read."""
         need(who.user(user_id), f"the counters of user {user_id}")
         return _view_response(request, await badge(request, user_id))
 
-    @app.get("/v1/notifications/{user_id}/stream", tags=["notifications"],
+    @v1.get("/v1/notifications/{user_id}/stream", tags=["notifications"],
              responses={200: {"content": {"text/event-stream": {}},
                               "description": "`event: badge` with the badge JSON on each change, "
                                              "`: heartbeat` comments in between"}})
@@ -492,7 +533,8 @@ def create_app(settings: Settings) -> FastAPI:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     # --- audit ----------------------------------------------------------------------------
-    @app.get("/v1/audit", response_model=models.AuditPage, tags=["audit"])
+    @v1.get("/v1/audit", response_model=models.AuditPage, tags=["audit"],
+            responses=VIEW_RESPONSES)
     async def audit_log(request: Request, who: Caller, actor_id: Text = None, entity_type: Text = None,
                         entity_id: Text = None, action: Text = None,
                         from_: Annotated[datetime | None, Query(alias="from", description="inclusive, with offset")] = None,
@@ -509,7 +551,8 @@ def create_app(settings: Settings) -> FastAPI:
         return _view_response(request, {"items": found.rows, "next_cursor": found.next_cursor})
 
     # --- freshness, health, metrics ----------------------------------------------------------
-    @app.get("/v1/freshness", response_model=models.Freshness, tags=["operations"])
+    @v1.get("/v1/freshness", response_model=models.Freshness, tags=["operations"],
+            responses=VIEW_RESPONSES)
     async def freshness(request: Request, who: Caller) -> Response:
         """Per topic-partition committed offset and lag, and the age of each view."""
         need(who.all_views, "freshness (needs views:read)")
@@ -552,7 +595,7 @@ def create_app(settings: Settings) -> FastAPI:
                           "detail": f"{type(exc).__name__}: {exc}"[:300]}
 
     @app.get("/health", response_model=models.Health, tags=["operations"],
-             responses={503: {"model": models.Health}})
+             responses={503: {"model": models.Health, "description": "unhealthy: a service check failed"}})
     async def health(request: Request) -> JSONResponse:
         """PostgreSQL, Redis, Kafka and lag: healthy (200), degraded (200: lag too high) or unhealthy (503)."""
         began = time.perf_counter()
@@ -585,12 +628,13 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse(body, status_code=503 if status == "unhealthy" else 200,
                             headers={"Cache-Control": "no-store"})
 
-    @app.get("/health/live", tags=["operations"])
+    @app.get("/health/live", tags=["operations"], response_model=models.Live)
     async def live() -> dict:
         """The process answers."""
         return {"status": "alive"}
 
-    @app.get("/health/ready", tags=["operations"], responses={503: {"model": models.Health}})
+    @app.get("/health/ready", tags=["operations"], response_model=models.Health,
+             responses={503: {"model": models.Health}})
     async def ready(request: Request) -> JSONResponse:
         """PostgreSQL and Redis answer: this process can serve (200), or not (503)."""
         began = time.perf_counter()
@@ -614,4 +658,5 @@ def create_app(settings: Settings) -> FastAPI:
         """Prometheus: request counts and latency histograms by route and status."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(v1)
     return app

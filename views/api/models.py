@@ -150,3 +150,7 @@ class Health(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
     checks: dict[str, Check]
     response_ms: float
+
+
+class Live(BaseModel):
+    status: Literal["alive"]

@@ -4,87 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import orjson
 import psycopg
 import pytest
 
 from cohortflow.settings import Settings, load_settings
 from schemas import encode, record_key
 from schemas.events import AuditRecorded, AuditRecordedData, NotificationCreated, NotificationCreatedData
-from tests.logs import adversarial_log
-from tests.streams.harness import ROOT, Worker, environment, publish, wait_caught_up
-from tests.streams.test_worker import records_of
+from tests import oracle
+from tests.streams.harness import Worker, publish, wait_caught_up
+from tests.views.api.helpers import body, client, db_rows, ingest, isolated_stack, served, token, walk
 from views import audit
-from views.api import auth
-from views.api.app import create_app
 
 pytestmark = pytest.mark.integration
 
 
-def token(settings: Settings, *scopes: str, name: str | None = None) -> dict[str, str]:
-    with psycopg.connect(settings.postgres_url, autocommit=True,
-                         options=f"-c search_path={settings.postgres_schema}") as conn:
-        value = auth.create(conn, name or f"t-{'-'.join(scopes)}-{time.monotonic_ns()}", list(scopes))
-    return {"Authorization": f"Bearer {value}"}
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, list]]:
+    """Views and badges a real worker wrote from an adversarial log, and the log's valid events."""
+    with isolated_stack(api_rate_limit=1_000_000) as settings:  # one token reads every badge
+        yield settings, ingest(settings, tmp_path_factory.mktemp("api"), seed=41, size=6_000)
 
 
-@asynccontextmanager
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
-            yield http
-
-
-def db_rows(settings: Settings, query: str) -> list:
-    with psycopg.connect(settings.postgres_url, options=f"-c search_path={settings.postgres_schema}") as conn:
-        rows = conn.cursor(row_factory=psycopg.rows.dict_row).execute(query).fetchall()
-    return [json.loads(orjson.dumps(r, default=lambda d: orjson.Fragment(str(d)), option=orjson.OPT_UTC_Z),
-                       parse_float=Decimal) for r in rows]
-
-
-def body(response: httpx.Response):
-    return json.loads(response.content, parse_float=Decimal)
-
-
-async def walk(http: httpx.AsyncClient, url: str, headers: dict, limit: int, **params) -> list[dict]:
-    items, cursor = [], None
-    while True:
-        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
-        response = await http.get(url, headers=headers, params=query)
-        assert response.status_code == 200, response.text
-        page = body(response)
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
-
-
-@pytest.fixture
-def ingested(stack: Settings, tmp_path: Path) -> Settings:
-    log = adversarial_log(seed=41, size=6_000, contract=stack.contract)
-    asyncio.run(publish(stack, records_of(log)))
-    worker = Worker(stack, tmp_path / "worker.log").start()
-    try:
-        wait_caught_up(stack, workers=[worker])
-    finally:
-        worker.stop()
-    return stack
-
-
-async def test_every_view_route_returns_exactly_the_rows_the_worker_wrote(ingested: Settings) -> None:
-    s = ingested
+async def test_every_view_route_returns_exactly_the_rows_the_worker_wrote(ingested: tuple[Settings, list]) -> None:
+    s, events = ingested
     everything = token(s, "views:read")
     floors = db_rows(s, "SELECT * FROM floor_summary ORDER BY campus, floor")
     mentors = db_rows(s, "SELECT * FROM mentor_summary ORDER BY mentor_id")
@@ -101,7 +49,7 @@ async def test_every_view_route_returns_exactly_the_rows_the_worker_wrote(ingest
             [m for m in mentors if m["workload"] == "low" and m["active"] is True]
         one = floors[-1]
         got = await http.get(f"/v1/floors/{one['campus']}/{one['floor']}", headers=everything)
-        assert body(got) == one and got.headers["cache-control"] == "no-cache"
+        assert body(got) == one and got.headers["cache-control"] == "private, no-cache"
         assert body(await http.get(f"/v1/mentors/{mentors[1]['mentor_id']}", headers=everything)) == mentors[1]
         assert body(await http.get("/v1/global", headers=everything)) == current[0]
         daily = body(await http.get("/v1/global/daily", headers=everything))
@@ -109,6 +57,15 @@ async def test_every_view_route_returns_exactly_the_rows_the_worker_wrote(ingest
         window = body(await http.get("/v1/global/daily", headers=everything,
                                      params={"from": days[2]["date"], "to": days[4]["date"]}))
         assert window["items"] == days[2:5]
+
+        # Badges: what the worker wrote to Redis, which is what the oracle computes from the log.
+        wanted = oracle.badges(events)
+        assert len(wanted) > 20
+        for user_id, badge in wanted.items():
+            got = await http.get(f"/v1/notifications/{user_id}", headers=everything)
+            assert got.json() == {"user_id": user_id, **badge}, user_id
+        assert (await http.get("/v1/notifications/nobody", headers=everything)).json() == \
+            {"user_id": "nobody", "unread": 0}
 
         # A strong ETag: the same bytes give 304, a changed row a new tag.
         first = await http.get("/v1/global", headers=everything)
@@ -137,59 +94,6 @@ async def test_every_view_route_returns_exactly_the_rows_the_worker_wrote(ingest
         assert 'cohortflow_api_requests_total{method="GET",route="/v1/floors",status="200"}' in metrics
         assert 'cohortflow_api_request_seconds_bucket{le="0.005",method="GET",route="/v1/global",status="304"}' \
             in metrics
-
-
-async def test_scopes_are_enforced_on_every_route(ingested: Settings) -> None:
-    s = ingested
-    floors = db_rows(s, "SELECT campus, floor FROM floor_summary ORDER BY campus, floor")
-    mentors = db_rows(s, "SELECT mentor_id, campus, floor FROM mentor_summary WHERE campus IS NOT NULL")
-    mine, neighbour = floors[0], floors[1]
-    floor_token = token(s, f"floor:{mine['campus']}/{mine['floor']}")
-    user_token = token(s, "user:u-1")
-    audit_token = token(s, "audit:read")
-    async with client(s) as http:
-        # No token, a bad one, a revoked one: 401 on every /v1 route.
-        routes = ["/v1/floors", f"/v1/floors/{mine['campus']}/{mine['floor']}", "/v1/mentors",
-                  f"/v1/mentors/{mentors[0]['mentor_id']}", "/v1/global", "/v1/global/daily",
-                  "/v1/notifications/u-1", "/v1/notifications/u-1/stream", "/v1/freshness", "/v1/audit"]
-        for route in routes:
-            for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
-                response = await http.get(route, headers=headers)
-                assert response.status_code == 401, (route, headers, response.text)
-                assert response.json()["error"]["parameter"] == "Authorization"
-
-        # floor:<campus>/<floor>: its floor and its mentors, nothing else.
-        assert (await http.get(f"/v1/floors/{mine['campus']}/{mine['floor']}", headers=floor_token)).status_code == 200
-        refused = await http.get(f"/v1/floors/{neighbour['campus']}/{neighbour['floor']}", headers=floor_token)
-        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
-        listed = await walk(http, "/v1/floors", floor_token, limit=10)
-        assert [(f["campus"], f["floor"]) for f in listed] == [(mine["campus"], mine["floor"])]
-        visible = await walk(http, "/v1/mentors", floor_token, limit=10)
-        assert visible and all((m["campus"], m["floor"]) == (mine["campus"], mine["floor"]) for m in visible)
-        other = next(m for m in mentors if (m["campus"], m["floor"]) != (mine["campus"], mine["floor"]))
-        assert (await http.get(f"/v1/mentors/{other['mentor_id']}", headers=floor_token)).status_code == 403
-        assert (await http.get(f"/v1/mentors/{visible[0]['mentor_id']}", headers=floor_token)).status_code == 200
-        assert (await http.get("/v1/mentors/nobody", headers=floor_token)).status_code == 403
-        for route in ("/v1/global", "/v1/global/daily", "/v1/freshness", "/v1/notifications/u-1", "/v1/audit"):
-            assert (await http.get(route, headers=floor_token)).status_code == 403, route
-
-        # user:<id>: that user's counters only.
-        assert (await http.get("/v1/notifications/u-1", headers=user_token)).status_code == 200
-        assert (await http.get("/v1/notifications/u-2", headers=user_token)).status_code == 403
-        assert (await http.get("/v1/notifications/u-2/stream", headers=user_token)).status_code == 403
-        for route in ("/v1/floors", "/v1/mentors", "/v1/global", "/v1/audit"):
-            assert (await http.get(route, headers=user_token)).status_code == 403, route
-
-        # audit:read: the audit trail only.
-        assert (await http.get("/v1/audit", headers=audit_token)).status_code == 200
-        for route in ("/v1/floors", "/v1/global", "/v1/notifications/u-1"):
-            assert (await http.get(route, headers=audit_token)).status_code == 403, route
-
-        # A revoked token stops working once the cache expires.
-        with psycopg.connect(s.postgres_url, autocommit=True, options=f"-c search_path={s.postgres_schema}") as c:
-            c.execute("UPDATE api_tokens SET revoked_at = now() WHERE 'audit:read' = ANY(scopes)")
-        await asyncio.sleep(s.api_token_cache_seconds + 0.1)
-        assert (await http.get("/v1/audit", headers=audit_token)).status_code == 401
 
 
 async def test_bad_input_is_a_4xx_naming_the_parameter(stack: Settings) -> None:
@@ -259,63 +163,42 @@ async def test_audit_route_pages_the_trail_newest_first(stack: Settings) -> None
                                                   and e.occurred_at >= datetime(2026, 11, 1, tzinfo=UTC)}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_sse_delivers_a_counter_change_within_a_second_of_publishing(stack: Settings, tmp_path: Path) -> None:
-    port = _free_port()
     reader = token(stack, "user:u-sse")
-    api = subprocess.Popen([sys.executable, "-m", "cohortflow.cli", "api", "--port", str(port)], cwd=ROOT,
-                           env={**environment(stack), "COHORTFLOW_SSE_HEARTBEAT_SECONDS": "0.5"},
-                           stdout=open(tmp_path / "api.log", "wb"), stderr=subprocess.STDOUT)
     worker = Worker(stack, tmp_path / "worker.log").start()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        # Warm-up: the worker has joined its group and applied a first record (another user's).
-        warm = NotificationCreated(event_id="n-warm", occurred_at=datetime.now(UTC),
-                                   data=NotificationCreatedData(notification_id="nid-warm", user_id="u-warm",
-                                                                kind="review"))
-        asyncio.run(publish(stack, [("notifications", record_key(warm), encode(warm))]))
-        wait_caught_up(stack, workers=[worker], timeout=60)
-        delays = []
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http, \
-                http.stream("GET", "/v1/notifications/u-sse/stream", headers=reader) as stream:
-            assert stream.headers["content-type"].startswith("text/event-stream")
-            lines = stream.iter_lines()
-            first = _next_event(lines)
-            assert first == {"user_id": "u-sse", "unread": 0}
-            heartbeat_seen = False
-            for n in range(1, 4):
-                event = NotificationCreated(event_id=f"n-{n}", occurred_at=datetime.now(UTC),
-                                            data=NotificationCreatedData(notification_id=f"nid-{n}",
-                                                                         user_id="u-sse", kind="review"))
-                sent = time.monotonic()
-                asyncio.run(publish(stack, [("notifications", record_key(event), encode(event))]))
-                got = _next_event(lines, on_heartbeat=lambda: None)
-                delays.append(time.monotonic() - sent)
-                assert got == {"user_id": "u-sse", "unread": n}
-            for line in lines:  # nothing else happens: a heartbeat comes within 0.5 s
-                if line.startswith(": heartbeat"):
-                    heartbeat_seen = True
-                    break
-        assert heartbeat_seen
+        with served(stack, tmp_path / "api.log", COHORTFLOW_SSE_HEARTBEAT_SECONDS="0.5") as url:
+            # Warm-up: the worker has joined its group and applied a first record (another user's).
+            warm = NotificationCreated(event_id="n-warm", occurred_at=datetime.now(UTC),
+                                       data=NotificationCreatedData(notification_id="nid-warm", user_id="u-warm",
+                                                                    kind="review"))
+            asyncio.run(publish(stack, [("notifications", record_key(warm), encode(warm))]))
+            wait_caught_up(stack, workers=[worker], timeout=60)
+            delays = []
+            with httpx.Client(base_url=url, timeout=30) as http, \
+                    http.stream("GET", "/v1/notifications/u-sse/stream", headers=reader) as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                lines = stream.iter_lines()
+                assert _next_event(lines) == {"user_id": "u-sse", "unread": 0}  # the badge now
+                for n in range(1, 4):
+                    event = NotificationCreated(event_id=f"n-{n}", occurred_at=datetime.now(UTC),
+                                                data=NotificationCreatedData(notification_id=f"nid-{n}",
+                                                                             user_id="u-sse", kind="review"))
+                    sent = time.monotonic()
+                    asyncio.run(publish(stack, [("notifications", record_key(event), encode(event))]))
+                    got = _next_event(lines)
+                    delays.append(time.monotonic() - sent)
+                    assert got == {"user_id": "u-sse", "unread": n}
+                quiet = time.monotonic()
+                heartbeat = next(line for line in lines if line.startswith(": heartbeat"))  # nothing else happens
+                assert heartbeat and time.monotonic() - quiet < 1.5
         assert max(delays) < 1.0, delays
     finally:
-        api.terminate()
         worker.stop()
-        api.wait(10)
 
 
-def _next_event(lines, on_heartbeat=None) -> dict:  # noqa: ANN001
+def _next_event(lines) -> dict:  # noqa: ANN001 - an iterator of lines
+    """The data of the next `event: badge`, skipping heartbeats."""
     kind = None
     for line in lines:
         if line.startswith("event: "):

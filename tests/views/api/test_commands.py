@@ -10,7 +10,7 @@ import pytest
 
 from cohortflow.settings import Settings
 from tests.streams.harness import ROOT, environment
-from tests.views.api.test_api import client
+from tests.views.api.helpers import client
 from views.api.auth import token_hash
 
 pytestmark = pytest.mark.integration
