@@ -167,6 +167,10 @@ class PostgresViews:
         """
         async with self._connection() as conn, conn.transaction():
             async with conn.pipeline():
+                # First, before any name is resolved: `rebuild --swap` holds this lock exclusively while it
+                # renames schemas, so a batch runs wholly against one schema, never half in each.
+                await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext('cohortflow-swap:' ||"
+                                   " current_setting('search_path')))")
                 await self._fences(conn, commit.fences)
                 await self._offsets(conn, commit.offsets)
             await self._entities(conn, commit.entities)  # COPY: not allowed in a pipeline
