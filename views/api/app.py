@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cohortflow.settings import Settings
 from views import audit as trail
 from views.api import models
+from views.api.params import BOOLEAN, INTEGER, ISO_DATE, ISO_DATETIME, unknown_query_parameter
 from views.api.auth import Principal, RateLimiter, Tokens
 from views.badges import badge_channel, badge_key
 from views.queries import exact_json
@@ -360,7 +361,14 @@ def create_app(settings: Settings) -> FastAPI:
                            None, {"Retry-After": str(seconds)})
         return found
 
-    Caller = Annotated[Principal, Depends(principal)]
+    async def caller(request: Request, who: Annotated[Principal, Depends(principal)]) -> Principal:
+        """The token's principal, once the query names only parameters the route has."""
+        unknown = unknown_query_parameter(request)
+        if unknown is not None:
+            raise ApiError(400, "invalid_parameter", f"{unknown}: not a parameter of this route", unknown[:100])
+        return who
+
+    Caller = Annotated[Principal, Depends(caller)]
 
     def need(ok: bool, what: str) -> None:
         if not ok:
@@ -372,7 +380,7 @@ def create_app(settings: Settings) -> FastAPI:
             await cur.execute(query, params)
             return await cur.fetchall()
 
-    Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"items per page (1-{MAX_LIMIT})")]
+    Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"items per page (1-{MAX_LIMIT})"), INTEGER]
     Cursor = Annotated[str | None, Query(max_length=2000, description="next_cursor of the previous page")]
     Text = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
     Name = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
@@ -414,7 +422,7 @@ def create_app(settings: Settings) -> FastAPI:
             responses=VIEW_RESPONSES)
     async def mentors(request: Request, who: Caller, campus: Text = None, floor: Text = None,
                       workload: Literal["low", "balanced", "overloaded"] | None = None,
-                      active: bool | None = None, limit: Limit = 100, cursor: Cursor = None) -> Response:
+                      active: Annotated[bool | None, Query(), BOOLEAN] = None, limit: Limit = 100, cursor: Cursor = None) -> Response:
         """Mentor summaries in mentor_id order; a floor-scoped token sees the mentors of its floors."""
         after = _decode_cursor(cursor, 1)
         where, params = ["true"], []
@@ -460,8 +468,8 @@ def create_app(settings: Settings) -> FastAPI:
     @v1.get("/v1/global/daily", response_model=models.DayList, tags=["views"],
             responses=VIEW_RESPONSES)
     async def global_daily(request: Request, who: Caller,
-                           from_: Annotated[date | None, Query(alias="from", description="first date, inclusive")] = None,
-                           to: Annotated[date | None, Query(description="last date, inclusive")] = None) -> Response:
+                           from_: Annotated[date | None, Query(alias="from", description="first date, inclusive"), ISO_DATE] = None,
+                           to: Annotated[date | None, Query(description="last date, inclusive"), ISO_DATE] = None) -> Response:
         """One row per UTC date (global_daily), oldest first."""
         need(who.all_views, "the global views (needs views:read)")
         if from_ is not None and to is not None and from_ > to:
@@ -537,9 +545,11 @@ def create_app(settings: Settings) -> FastAPI:
             responses=VIEW_RESPONSES)
     async def audit_log(request: Request, who: Caller, actor_id: Text = None, entity_type: Text = None,
                         entity_id: Text = None, action: Text = None,
-                        from_: Annotated[datetime | None, Query(alias="from", description="inclusive, with offset")] = None,
-                        to: Annotated[datetime | None, Query(description="exclusive, with offset")] = None,
-                        limit: Annotated[int, Query(ge=1, le=1000)] = 100, cursor: Cursor = None) -> Response:
+                        from_: Annotated[datetime | None, Query(alias="from", description="inclusive, with offset"),
+                                         ISO_DATETIME] = None,
+                        to: Annotated[datetime | None, Query(description="exclusive, with offset"), ISO_DATETIME] = None,
+                        limit: Annotated[int, Query(ge=1, le=1000, description="items per page (1-1000)"), INTEGER] = 100,
+                        cursor: Cursor = None) -> Response:
         """The audit trail newest first, keyset-paginated (scope audit:read)."""
         need("audit:read" in who.scopes, "the audit trail (needs audit:read)")
         flt = trail.AuditFilter(actor_id, entity_type, entity_id, action, from_, to)

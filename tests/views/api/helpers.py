@@ -82,16 +82,21 @@ def ingest(settings: Settings, logs: Path, *, seed: int, size: int) -> list:
     return valid_events(log)
 
 
+def isolated_settings(**overrides: object) -> Settings:
+    """Settings of a stack of their own (no I/O: see :func:`isolated_stack`)."""
+    tag = uuid.uuid4().hex[:10]
+    return load_settings(**{"topic_prefix": f"t{tag}.", "postgres_schema": f"t_{tag}", "redis_prefix": f"t{tag}:",
+                            "consumer_group": f"g{tag}", "partitions": 3, "session_timeout_seconds": 6,
+                            **overrides})
+
+
 @contextmanager
-def isolated_stack(**overrides: object) -> Iterator[Settings]:
-    """Like the ``stack`` fixture, for fixtures wider than one test."""
+def isolated_stack(settings: Settings | None = None, **overrides: object) -> Iterator[Settings]:
+    """Like the ``stack`` fixture, for fixtures wider than one test: topics, migrations, and removal after."""
     from streams.topics import ensure_topics
     from views.migrate import migrate
 
-    tag = uuid.uuid4().hex[:10]
-    settings = load_settings(**{"topic_prefix": f"t{tag}.", "postgres_schema": f"t_{tag}",
-                                "redis_prefix": f"t{tag}:", "consumer_group": f"g{tag}", "partitions": 3,
-                                "session_timeout_seconds": 6, **overrides})
+    settings = settings or isolated_settings(**overrides)
     _require_services(settings)
     try:
         asyncio.run(ensure_topics(settings))

@@ -111,6 +111,11 @@ async def test_bad_input_is_a_4xx_naming_the_parameter(stack: Settings) -> None:
         ("/v1/floors", {"campus": "c\x001"}, "campus"), ("/v1/mentors/m%001", {}, "mentor_id"),
         ("/v1/audit", {"actor_id": "a\x00"}, "actor_id"),
         ("/v1/floors/c1/unknown-floor", {}, "floor"), ("/v1/mentors/unknown-mentor", {}, "mentor_id"),
+        # Read exactly as the OpenAPI spells them, not as lax parsing would guess.
+        ("/v1/global/daily", {"to": "0"}, "to"), ("/v1/audit", {"to": "0.5"}, "to"),
+        ("/v1/audit", {"from": "2026-11-01"}, "from"), ("/v1/floors", {"limit": "1.0"}, "limit"),
+        ("/v1/mentors", {"active": "on"}, "active"), ("/v1/audit", {"limit": "1_0"}, "limit"),
+        ("/v1/floors", {"campsu": "c1"}, "campsu"), ("/v1/global", {"from": "2026-01-01"}, "from"),
     ]
     async with client(stack) as http:
         for route, params, parameter in cases:
