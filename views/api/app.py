@@ -146,7 +146,7 @@ def _pool(settings: Settings) -> AsyncConnectionPool:
     PostgreSQL restart fails one request with a 503 and is replaced.
     """
     return AsyncConnectionPool(
-        settings.postgres_url, min_size=2, max_size=8, open=False, name="cohortflow-api", configure=_configure,
+        settings.postgres_url, min_size=4, max_size=8, open=False, name="cohortflow-api", configure=_configure,
         kwargs={"options": f"-c search_path={settings.postgres_schema}", "prepare_threshold": None,
                 "autocommit": True})
 

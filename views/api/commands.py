@@ -20,11 +20,25 @@ def api(ctx: Context, host: str | None, port: int | None, workers: int) -> None:
     if workers == 1:
         from views.api.app import create_app
 
-        uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port,
+        app = create_app(settings)
+        freeze_heap()
+        uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port,
                     log_level="warning", access_log=False, loop="uvloop" if _has("uvloop") else "asyncio")
     else:
         uvicorn.run("views.api.serve:app", factory=False, host=host or settings.api_host,
                     port=port or settings.api_port, workers=workers, log_level="warning", access_log=False)
+
+
+def freeze_heap() -> None:
+    """Move what start-up built (modules, the app, its schemas) out of the cyclic collector's sight.
+
+    It lives as long as the process; left in, every full collection walks it: a pause of tens of ms
+    that lands on whichever requests are in flight, a large part of the API's p99 under load.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _has(module: str) -> bool:
