@@ -10,7 +10,8 @@ from cohortflow.cli import Context, out, pass_context
 @click.command()
 @click.option("--host", default=None, help="Listen address [default: COHORTFLOW_API_HOST].")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port [default: COHORTFLOW_API_PORT].")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="uvicorn processes.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="uvicorn processes, each with its own socket on the port (SO_REUSEPORT).")
 @pass_context
 def api(ctx: Context, host: str | None, port: int | None, workers: int) -> None:
     """Serve the read API: views, badges (and their SSE streams), audit, freshness, /health, /metrics."""
@@ -25,8 +26,9 @@ def api(ctx: Context, host: str | None, port: int | None, workers: int) -> None:
         uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port,
                     log_level="warning", access_log=False, loop="uvloop" if _has("uvloop") else "asyncio")
     else:
-        uvicorn.run("views.api.serve:app", factory=False, host=host or settings.api_host,
-                    port=port or settings.api_port, workers=workers, log_level="warning", access_log=False)
+        from views.api.processes import serve
+
+        serve(host or settings.api_host, port or settings.api_port, workers)
 
 
 def freeze_heap() -> None:

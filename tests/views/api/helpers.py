@@ -113,10 +113,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(settings: Settings, log: Path, **env: str) -> Iterator[str]:
-    """A real `cohortflow api` process for ``settings``; its base URL once it answers."""
+def served(settings: Settings, log: Path, *args: str, **env: str) -> Iterator[str]:
+    """A real `cohortflow api` process (``args`` added) for ``settings``; its base URL once it answers."""
     port = free_port()
-    api = subprocess.Popen([sys.executable, "-m", "cohortflow.cli", "api", "--port", str(port)], cwd=ROOT,
+    api = subprocess.Popen([sys.executable, "-m", "cohortflow.cli", "api", "--port", str(port), *args], cwd=ROOT,
                            env={**environment(settings), **env}, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
