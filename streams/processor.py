@@ -14,6 +14,12 @@ Exactly-once effect comes from three rules:
    its cache, seeks back to the stored offsets and redoes the work.
 3. Redis receives absolute values with a revision after the commit, and is
    restored from PostgreSQL whenever it may have missed one.
+
+Batches are pipelined: batch N commits (on the committer's thread) while
+batch N+1 decodes and folds. N+1 snapshots its entity states as bytes before
+anything awaits, commits only after N has, and counts on N's fences and
+offsets; if N failed, N+1 is thrown away with the cache and both are redone
+from the stored offsets.
 """
 
 from __future__ import annotations
@@ -36,11 +42,18 @@ from streams.observer import BatchReport, Observer
 from views.badges import RedisBadges
 from views.clock import micros
 from views.fold import Effect, EntityKey, Fold, State, entity_key
-from views.sink import Commit, FenceConflict, PostgresViews
+from views.sink import BadgeUpdate, Commit, FenceConflict, PostgresViews
+from views.state_codec import encode as encode_state
 
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+
+
+class Committer(Protocol):
+    """Where a batch's transaction runs: the store itself, or :class:`streams.committer.ThreadedCommitter`."""
+
+    async def commit(self, effect: Effect, commit: Commit) -> list[BadgeUpdate]: ...
 
 
 class Consumer(Protocol):
@@ -71,10 +84,11 @@ class Outcome:
 class BatchProcessor:
     def __init__(self, *, contract: Contract, fold: Fold, store: PostgresViews, badges: RedisBadges,
                  deadletters: DeadLetters, consumer: Consumer, partitions: int,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None, committer: Committer | None = None) -> None:
         self.contract = contract
         self.fold = fold
         self.store = store
+        self.committer = committer or store
         self.badges = badges
         self.deadletters = deadletters
         self.consumer = consumer
@@ -88,6 +102,7 @@ class BatchProcessor:
         self.pending_seeks: dict[TP, int | None] = {}  # stored offsets the consumer must seek to
         self.epochs: dict[TP, int] = {}  # bumped by every seek of a partition: older fetches are void
         self._restoring: asyncio.Future | None = None
+        self._committing: asyncio.Future | None = None  # the previous batch's commit, while this one folds
 
     # --- assignment ----------------------------------------------------------------------
     async def assign(self, tps: Iterable[TP]) -> None:
@@ -190,6 +205,9 @@ class BatchProcessor:
         try:
             await self._load({entity_key(e) for e in events})
             effect = self.fold.apply(events, self.state)
+            # Snapshot the states now: the next batch folds into the same objects while this one commits.
+            changed = {key: (shard_of(key[1], self.partitions), encode_state(self.state.entities[key]))
+                       for key in effect.changed}
         except Exception:
             self._evict(list(self.fences))  # the cache may be half-updated: trust only PostgreSQL now
             await asyncio.gather(sending, return_exceptions=True)
@@ -197,34 +215,58 @@ class BatchProcessor:
         report.fold_seconds = time.perf_counter() - started
         await sending
 
-        changed = {key: (shard_of(key[1], self.partitions), self.state.entities[key]) for key in effect.changed}
+        # This batch builds on the previous one (its fences and offsets): that one must have committed.
+        if not await self.drain():
+            return Outcome(committed=False)  # it did not: the cache is gone and the consumer seeks back
         fences = {shard: self.fences.get(shard, 0) for shard, _ in changed.values()}
-        started = time.perf_counter()
-        try:
-            updates = await self.store.commit(effect, Commit(changed, fences, offsets))
-        except FenceConflict as exc:
-            log.warning("batch not committed, redoing from the stored offsets: %s", exc)
-            self.observer.conflict(type(exc).__name__)
-            await self.recover()
-            return Outcome(committed=False)
-        except Exception:
-            self._evict(list(self.fences))  # the cache may be ahead of PostgreSQL: the caller recovers
-            self.positions.clear()
-            raise
-        report.commit_seconds = time.perf_counter() - started
+        self._committing = asyncio.ensure_future(self._commit(effect, Commit(changed, fences, offsets), report))
+        # Counted as done while the commit runs: the next batch folds meanwhile and commits after it, or
+        # finds it failed (drain) and throws its own work away with the cache.
         for shard in fences:
             self.fences[shard] = fences[shard] + 1
         for tp, (_, new) in offsets.items():
             self.positions[tp] = new
+        return Outcome(committed=True, records=report.records, events=len(events), rejected=len(rejected))
 
+    async def _commit(self, effect: Effect, commit: Commit, report: BatchReport) -> None:
+        """One batch's transaction, then its Redis writes and Kafka offsets; runs while the next batch folds."""
+        started = time.perf_counter()
+        updates = await self.committer.commit(effect, commit)
+        report.commit_seconds = time.perf_counter() - started
         await self.badges.write(updates)
         if self.badges.needs_restore and (self._restoring is None or self._restoring.done()):
             # Off the batch path: every write carries a revision, so a restore racing new writes is safe.
             self._restoring = asyncio.ensure_future(self._restore_badges())
-        await self.consumer.commit({tp: new for tp, (_, new) in offsets.items()})
+        await self.consumer.commit({tp: new for tp, (_, new) in commit.offsets.items()})
         report.freshness = _freshness(effect)
         self.observer.batch(report)
-        return Outcome(committed=True, records=report.records, events=len(events), rejected=len(rejected))
+
+    async def drain(self) -> bool:
+        """Wait for the batch being committed; False when it conflicted and the processor recovered.
+
+        Any other failure is raised after the cache and positions are dropped (the caller recovers).
+        Whoever calls it holds the batch lock, so no fold runs on a cache it drops.
+        """
+        committing, self._committing = self._committing, None
+        if committing is None:
+            return True
+        try:
+            await committing
+        except FenceConflict as exc:
+            log.warning("batch not committed, redoing from the stored offsets: %s", exc)
+            self.observer.conflict(type(exc).__name__)
+            await self.recover()
+            return False
+        except BaseException:
+            self._evict(list(self.fences))  # the cache may be ahead of PostgreSQL: the caller recovers
+            self.positions.clear()
+            raise
+        return True
+
+    @property
+    def committing(self) -> asyncio.Future | None:
+        """The commit in flight, if any."""
+        return self._committing
 
     async def _restore_badges(self) -> None:
         self.badges.needs_restore = False  # a failure or a Redis restart meanwhile sets it again
@@ -252,6 +294,9 @@ class BatchProcessor:
 
     async def recover(self) -> None:
         """Forget the cache and every position; seek back to what PostgreSQL holds (after any failure)."""
+        committing, self._committing = self._committing, None
+        if committing is not None:  # let it end first: the offsets read below must be final
+            await asyncio.gather(committing, return_exceptions=True)
         self._evict(list(self.fences))
         self.positions.clear()
         await self.assign(sorted(self.assigned))

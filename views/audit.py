@@ -100,16 +100,29 @@ def _row(event: AuditRecorded) -> tuple:
             metadata, event.source)
 
 
-async def write(conn: psycopg.AsyncConnection, events: Iterable[AuditRecorded]) -> int:
-    """Insert the audit events of a batch (call inside its transaction); return the rows added."""
+STAGING_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS audit_batch (occurred_at timestamptz, event_id text, actor_id text,"
+    " action text, entity_type text, entity_id text, metadata text, source text) ON COMMIT DELETE ROWS"
+)
+"""The session's staging table (the worker's connections create it once, see :func:`views.sink.pool`)."""
+
+APPLY = (
+    "WITH staged AS (DELETE FROM audit_batch RETURNING *)"
+    " INSERT INTO audit_log (occurred_at, event_id, actor_id, action, entity_type, entity_id, metadata, source)"
+    " SELECT occurred_at, event_id, actor_id, action, entity_type, entity_id, metadata::json, source"
+    " FROM staged ORDER BY occurred_at, event_id ON CONFLICT DO NOTHING"
+)
+"""Moves the staged rows into ``audit_log`` (emptying the staging table): one statement, pipeline-friendly."""
+
+
+async def stage(conn: psycopg.AsyncConnection, events: Iterable[AuditRecorded]) -> list[date]:
+    """COPY the rows of ``events`` into the staging table; return the months whose partitions they need.
+
+    Follow with ``audit_ensure_months`` for those months, then :data:`APPLY`, in the same transaction.
+    """
     rows = [_row(e) for e in events]
     if not rows:
-        return 0
-    await conn.execute("SELECT audit_ensure_months(%s::date[])", [sorted({month_of(r[0]) for r in rows})])
-    await conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS audit_batch (occurred_at timestamptz, event_id text, actor_id text,"
-        " action text, entity_type text, entity_id text, metadata text, source text) ON COMMIT DELETE ROWS"
-    )
+        return []
     async with conn.cursor().copy(
         "COPY audit_batch (occurred_at, event_id, actor_id, action, entity_type, entity_id, metadata, source)"
         " FROM STDIN (FORMAT BINARY)"
@@ -117,14 +130,17 @@ async def write(conn: psycopg.AsyncConnection, events: Iterable[AuditRecorded]) 
         copy.set_types(["timestamptz", "text", "text", "text", "text", "text", "text", "text"])
         for row in rows:
             await copy.write_row(row)
-    cur = await conn.execute(
-        "INSERT INTO audit_log (occurred_at, event_id, actor_id, action, entity_type, entity_id, metadata, source)"
-        " SELECT occurred_at, event_id, actor_id, action, entity_type, entity_id, metadata::json, source"
-        " FROM audit_batch ORDER BY occurred_at, event_id ON CONFLICT DO NOTHING"
-    )
-    added = cur.rowcount
-    await conn.execute("TRUNCATE audit_batch")
-    return added
+    return sorted({month_of(r[0]) for r in rows})
+
+
+async def write(conn: psycopg.AsyncConnection, events: Iterable[AuditRecorded]) -> int:
+    """Insert the audit events of a batch (call inside its transaction); return the rows added."""
+    await conn.execute(STAGING_TABLE)
+    months = await stage(conn, events)
+    if not months:
+        return 0
+    await conn.execute("SELECT audit_ensure_months(%s::date[])", [months])
+    return (await conn.execute(APPLY)).rowcount
 
 
 # --- query --------------------------------------------------------------------------------

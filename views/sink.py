@@ -3,15 +3,16 @@
 Commit order, fixed so that concurrent workers lock rows in one global order
 and never deadlock: shard fences, offsets, entity states, audit trail, floors, floor
 pillars, mentors, mentor activity, days, global, badges. Within a table rows
-are locked in key order. A batch costs a constant number of round trips:
-entity states go by binary COPY, view rows as one orjson-encoded ``jsonb``
-parameter per table (``jsonb_to_recordset``), both far cheaper than letting
-the driver dump large arrays element by element.
+are locked in key order. A batch costs a constant number of round trips (two
+pipelines and two COPYs): entity states and audit rows go by binary COPY into
+session staging tables, view rows as one orjson-encoded ``jsonb`` parameter
+per table (``jsonb_to_recordset``), both far cheaper than letting the driver
+dump large arrays element by element.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,13 +51,17 @@ class BadgeUpdate:
 class Commit:
     """What a batch commits besides its Effect."""
 
-    entities: Mapping[EntityKey, tuple[int, Entity]]  # key -> (shard, entity) to write
+    entities: Mapping[EntityKey, tuple[int, bytes]]  # key -> (shard, encoded state) to write
     fences: Mapping[int, int]  # shard -> version this worker loaded (0: none yet)
     offsets: Mapping[TopicPartition, tuple[int | None, int]]  # tp -> (next offset loaded, new next offset)
 
 
-def pool(settings: Settings, max_size: int = 4, *, check: bool = True) -> AsyncConnectionPool:
-    """A pool on the views' schema; connections broken by a PostgreSQL restart are replaced on checkout."""
+def pool(settings: Settings, max_size: int = 4, *, check: bool = True, staging: bool = False) -> AsyncConnectionPool:
+    """A pool on the views' schema; connections broken by a PostgreSQL restart are replaced on checkout.
+
+    ``staging``: each connection creates the session's COPY staging tables once, when it is opened, so
+    a batch commit does not spend a round trip on them.
+    """
     return AsyncConnectionPool(
         settings.postgres_url,
         min_size=1,
@@ -69,7 +74,15 @@ def pool(settings: Settings, max_size: int = 4, *, check: bool = True) -> AsyncC
         check=AsyncConnectionPool.check_connection if check else None,
         open=False,
         name="cohortflow-views",
+        configure=_create_staging_tables if staging else None,
     )
+
+
+async def _create_staging_tables(conn: psycopg.AsyncConnection) -> None:
+    # Outside any batch transaction, and committed: a batch rolled back cannot take them away.
+    await conn.execute(ENTITY_STAGING_TABLE)
+    await conn.execute(audit.STAGING_TABLE)
+    await conn.commit()
 
 
 class PostgresViews:
@@ -166,16 +179,27 @@ class PostgresViews:
         a shard or an offset this batch depends on.
         """
         async with self._connection() as conn, conn.transaction():
+            # Round trips are what a small batch's commit costs: the statements go in two pipelines, and
+            # only the COPYs of entity states and audit rows (not allowed in a pipeline) sit between them.
             async with conn.pipeline():
                 # First, before any name is resolved: `rebuild --swap` holds this lock exclusively while it
                 # renames schemas, so a batch runs wholly against one schema, never half in each.
                 await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext('cohortflow-swap:' ||"
                                    " current_setting('search_path')))")
-                await self._fences(conn, commit.fences)
-                await self._offsets(conn, commit.offsets)
-            await self._entities(conn, commit.entities)  # COPY: not allowed in a pipeline
-            await audit.write(conn, effect.audit)  # COPY too; before the shared view rows (lock order)
+                fenced = await self._fences(conn, commit.fences)
+                offsets = await self._offsets(conn, commit.offsets)
+            await fenced
+            await offsets
+            staged = await stage_entities(conn, ((key, shard, body) for key, (shard, body)
+                                                 in sorted(commit.entities.items())))
+            months = await audit.stage(conn, effect.audit)
             async with conn.pipeline():
+                # In the global lock order: entity states, audit trail, then the shared view rows.
+                if staged:
+                    await conn.execute(APPLY_ENTITIES)
+                if months:
+                    await conn.execute("SELECT audit_ensure_months(%s::date[])", [months])
+                    await conn.execute(audit.APPLY)
                 await self._floors(conn, effect)
                 mentors = await self._mentors(conn, effect)
                 await self._activity(conn, effect)
@@ -183,9 +207,10 @@ class PostgresViews:
                 await self._global(conn, effect)
                 return await self._badges(conn, effect, mentors)
 
-    async def _fences(self, conn: psycopg.AsyncConnection, fences: Mapping[int, int]) -> None:
+    async def _fences(self, conn: psycopg.AsyncConnection, fences: Mapping[int, int]) -> Awaitable[None]:
+        """Send the compare-and-set of the shard fences; await the result to check it (after the pipeline)."""
         if not fences:
-            return
+            return _done()
         shards = sorted(fences)
         cur = await conn.execute(
             "INSERT INTO shard_fences AS f (shard, version) SELECT * FROM unnest(%s::int[], %s::bigint[])"
@@ -193,37 +218,45 @@ class PostgresViews:
             " RETURNING shard",
             [shards, [fences[s] + 1 for s in shards]],
         )
-        moved = set(shards) - {r[0] for r in await cur.fetchall()}
-        if moved:
-            raise FenceConflict(f"shards {sorted(moved)} were written by another worker since they were loaded")
 
-    async def _offsets(self, conn: psycopg.AsyncConnection, offsets: Mapping[TopicPartition, tuple[int | None, int]]) -> None:
+        async def check() -> None:
+            moved = set(shards) - {r[0] for r in await cur.fetchall()}
+            if moved:
+                raise FenceConflict(f"shards {sorted(moved)} were written by another worker since they were loaded")
+
+        return check()
+
+    async def _offsets(self, conn: psycopg.AsyncConnection,
+                       offsets: Mapping[TopicPartition, tuple[int | None, int]]) -> Awaitable[None]:
+        """Send the compare-and-set of the stored offsets; await the result to check it (after the pipeline)."""
         known = sorted((tp, old, new) for tp, (old, new) in offsets.items() if old is not None)
         fresh = sorted((tp, new) for tp, (old, new) in offsets.items() if old is None)
-        done: set[TopicPartition] = set()
+        cursors = []
         if known:
-            cur = await conn.execute(
+            cursors.append(await conn.execute(
                 "UPDATE consumer_offsets o SET next_offset = u.n, updated_at = now()"
                 " FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::bigint[]) u(t, p, old, n)"
                 " WHERE o.topic = u.t AND o.partition = u.p AND o.next_offset = u.old RETURNING o.topic, o.partition",
                 [[tp[0] for tp, _, _ in known], [tp[1] for tp, _, _ in known], [o for _, o, _ in known],
                  [n for _, _, n in known]],
-            )
-            done |= {(t, p) for t, p in await cur.fetchall()}
+            ))
         if fresh:
-            cur = await conn.execute(
+            cursors.append(await conn.execute(
                 "INSERT INTO consumer_offsets (topic, partition, next_offset)"
                 " SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[]) ON CONFLICT DO NOTHING"
                 " RETURNING topic, partition",
                 [[tp[0] for tp, _ in fresh], [tp[1] for tp, _ in fresh], [n for _, n in fresh]],
-            )
-            done |= {(t, p) for t, p in await cur.fetchall()}
-        moved = set(offsets) - done
-        if moved:
-            raise FenceConflict(f"offsets of {sorted(moved)} were committed by another worker meanwhile")
+            ))
 
-    async def _entities(self, conn: psycopg.AsyncConnection, entities: Mapping[EntityKey, tuple[int, Entity]]) -> None:
-        await write_entities(conn, ((key, shard, entity) for key, (shard, entity) in sorted(entities.items())))
+        async def check() -> None:
+            done: set[TopicPartition] = set()
+            for cur in cursors:
+                done |= {(t, p) for t, p in await cur.fetchall()}
+            moved = set(offsets) - done
+            if moved:
+                raise FenceConflict(f"offsets of {sorted(moved)} were committed by another worker meanwhile")
+
+        return check()
 
     async def _floors(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
         rows = _rows_of(effect, "F")
@@ -281,7 +314,7 @@ class PostgresViews:
             " WHERE EXCLUDED.named AND NOT m.named RETURNING mentor_id, named",
             [_json([{"mentor_id": r[1], "named": r in effect.named} for r in rows])],
         )
-        newly_named = {m for m, named in await cur.fetchall() if named}
+        named_now = cur  # read below, with the update's rows: one round trip for both
         records = []
         for r in rows:
             mine = effect.mentor_self.get(r[1])
@@ -311,6 +344,7 @@ class PostgresViews:
             ).format(**_additive(MENTOR_FIELDS, "m")),
             [payload],
         )
+        newly_named = {m for m, named in await named_now.fetchall() if named}
         return {m: (pending, named) for m, pending, named, moved in await cur.fetchall()
                 if named and (moved or m in newly_named)}
 
@@ -410,28 +444,46 @@ class PostgresViews:
         return list(updates.values())
 
 
-async def write_entities(conn: psycopg.AsyncConnection, entities: Iterable[tuple[EntityKey, int, Entity]]) -> None:
-    """Upsert entity states: binary COPY into a per-session temp table, then one statement.
+ENTITY_STAGING_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS entity_batch (kind text, id text, shard integer, body bytea)"
+    " ON COMMIT DELETE ROWS"
+)
+"""The session's staging table for entity states (a temp table: psycopg has no binary dumper for ``"char"``)."""
 
-    (A temp table because psycopg has no binary dumper for PostgreSQL's ``"char"``.)
+APPLY_ENTITIES = (
+    "WITH staged AS (DELETE FROM entity_batch RETURNING *)"
+    " INSERT INTO entity_state (kind, id, shard, body) SELECT kind::\"char\", id, shard, body"
+    " FROM staged ORDER BY kind, id"
+    " ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body, shard = EXCLUDED.shard"
+)
+"""Upserts the staged states (emptying the staging table): one statement, pipeline-friendly."""
+
+
+async def stage_entities(conn: psycopg.AsyncConnection, entities: Iterable[tuple[EntityKey, int, bytes]]) -> int:
+    """Binary COPY of encoded entity states (:func:`views.state_codec.encode`) into the staging table.
+
+    The bodies come encoded so that the caller snapshots the states before this
+    awaits anything: the worker folds the next batch into the same objects
+    while this one commits. Follow with :data:`APPLY_ENTITIES` in the same transaction.
     """
-    await conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS entity_batch (kind text, id text, shard integer, body bytea)"
-        " ON COMMIT DELETE ROWS"
-    )
     written = 0
     async with conn.cursor().copy("COPY entity_batch (kind, id, shard, body) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(["text", "text", "int4", "bytea"])
-        for (kind, entity_id), shard, entity in entities:
-            await copy.write_row((kind, entity_id, shard, state_codec.encode(entity)))
+        for (kind, entity_id), shard, body in entities:
+            await copy.write_row((kind, entity_id, shard, body))
             written += 1
-    if written:
-        await conn.execute(
-            "INSERT INTO entity_state (kind, id, shard, body) SELECT kind::\"char\", id, shard, body"
-            " FROM entity_batch ORDER BY kind, id"
-            " ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body, shard = EXCLUDED.shard"
-        )
-        await conn.execute("TRUNCATE entity_batch")
+    return written
+
+
+async def write_entities(conn: psycopg.AsyncConnection, entities: Iterable[tuple[EntityKey, int, bytes]]) -> None:
+    """Upsert encoded entity states on any connection (inside the caller's transaction)."""
+    await conn.execute(ENTITY_STAGING_TABLE)
+    if await stage_entities(conn, entities):
+        await conn.execute(APPLY_ENTITIES)
+
+
+async def _done() -> None:
+    return None
 
 
 def _rows_of(effect: Effect, kind: str) -> list[Row]:
