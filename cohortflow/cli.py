@@ -164,8 +164,11 @@ def _views_option(f):  # noqa: ANN001, ANN202 - click decorator
                    "as they stood then.")
 @click.option("--into", help="Schema to build into [default: <schema>_rebuild, or <schema>_asof_<T> with --until].")
 @click.option("--swap", is_flag=True, help="Promote the rebuilt schema to live atomically (the worker may run).")
+@click.option("--processes", type=click.IntRange(1, 256), default=None,
+              help="Processes folding the log, each a share of the partitions [default: one per CPU].")
 @pass_context
-def rebuild(ctx: Context, views: str, until, into: str | None, swap: bool) -> None:  # noqa: ANN001
+def rebuild(ctx: Context, views: str, until, into: str | None, swap: bool,  # noqa: ANN001
+            processes: int | None) -> None:
     """Replay the topics from the start up to the current end into a shadow schema."""
     from datetime import UTC
 
@@ -176,7 +179,7 @@ def rebuild(ctx: Context, views: str, until, into: str | None, swap: bool) -> No
     progress, update = _progress("replaying")
     with progress:
         result = run(ctx.settings, views=tuple(v.strip() for v in views.split(",") if v.strip()), until=until,
-                     into=into, swap=swap, progress=update)
+                     into=into, swap=swap, progress=update, processes=processes)
     stats = result.stats
     out.print(f"rebuilt {result.schema}: {stats.records:,} records ({stats.events:,} events, {stats.rejected:,} "
               f"rejected) in {result.seconds:.1f} s ({stats.records / max(result.seconds, 1e-9):,.0f} records/s)")

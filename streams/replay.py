@@ -28,6 +28,13 @@ class ReplayStats:
     rejected: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
 
+    def merge(self, other: ReplayStats) -> None:
+        self.records += other.records
+        self.events += other.events
+        self.rejected += other.rejected
+        for name, count in other.by_type.items():
+            self.by_type[name] = self.by_type.get(name, 0) + count
+
 
 async def partitions(settings: Settings) -> list[TP]:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)

@@ -71,6 +71,26 @@ class MemoryViews:
                 contributions[contributor] = ts
         self.unread.update(effect.unread)
 
+    def merge(self, other: MemoryViews) -> None:
+        """Add the views folded from other entities (other partitions of the log) to these.
+
+        Sound because every view row is a sum of per-entity contributions, with as_of
+        a maximum, and every entity lives in one partition: ``mentor_self``, ``unread``
+        and each activity contributor come from exactly one side.
+        """
+        self.named |= other.named
+        for row, fields in other.rows.items():
+            target = self.rows.setdefault(row, {})
+            for name, value in fields.items():
+                target[name] = target.get(name, 0) + value
+        for row, ts in other.as_of.items():
+            if ts > self.as_of.get(row, -1 << 62):
+                self.as_of[row] = ts
+        self.mentor_self.update(other.mentor_self)
+        for mentor_id, contributions in other.activity.items():
+            self.activity.setdefault(mentor_id, {}).update(contributions)
+        self.unread.update(other.unread)
+
     def views(self, config: ViewConfig) -> ViewRows:
         """Every public view, as the contract names its columns (``updated_at`` excepted)."""
         out: ViewRows = {"floor_summary": {}, "mentor_summary": {}, "global_daily": {}, "global_current": {}}

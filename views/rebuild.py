@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import multiprocessing
+import os
 import re
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,8 +31,8 @@ from cohortflow.errors import CohortflowError
 from cohortflow.settings import Settings, load_settings
 from schemas.events import EventBase
 from streams.replay import ReplayStats, end_offsets, replay
-from views import snapshot
-from views.fold import Fold, FoldConfig, State
+from views import snapshot, state_codec
+from views.fold import EntityKey, Fold, FoldConfig, State
 from views.memory import MemoryViews
 from views.migrate import migrate
 
@@ -64,8 +67,62 @@ def shadow_name(settings: Settings, into: str | None, until: datetime | None) ->
 
 
 def fold_log(settings: Settings, offsets: dict[tuple[str, int], int], until: datetime | None = None,
-             progress: Callable[[int], None] | None = None) -> tuple[MemoryViews, State, ReplayStats]:
-    """Fold every record before ``offsets`` (only events up to ``until`` if given) in memory."""
+             progress: Callable[[int], None] | None = None, processes: int | None = None,
+             ) -> tuple[MemoryViews, list[tuple[EntityKey, bytes]], ReplayStats]:
+    """Fold every record before ``offsets`` (only events up to ``until`` if given) in memory.
+
+    Returns the views, every entity's encoded state and the replay's counts. With
+    ``processes`` > 1 the partition numbers are dealt to that many forked processes,
+    each folding its share of every topic (an entity's events all sit in one partition
+    number), and their views are merged (:meth:`MemoryViews.merge`): the same sum the
+    worker's consumer group computes. Default: one process per CPU.
+    """
+    numbers = sorted({p for _, p in offsets})
+    processes = max(1, min(processes or os.cpu_count() or 1, len(numbers)))
+    if processes == 1:
+        return _fold_share(settings, offsets, until, progress)
+    shares = [{tp: end for tp, end in offsets.items() if numbers.index(tp[1]) % processes == i}
+              for i in range(processes)]
+    context = multiprocessing.get_context("fork")  # the children inherit the settings and the progress counters
+    done = context.Array("q", processes, lock=False)
+    memory, entities, stats = MemoryViews(), [], ReplayStats()
+    with ProcessPoolExecutor(processes, mp_context=context, initializer=_share_counters, initargs=(done,)) as pool:
+        running = [pool.submit(_fold_counted, settings, share, until, i) for i, share in enumerate(shares)]
+        while not all(f.done() for f in running):
+            wait(running, timeout=0.2, return_when=FIRST_EXCEPTION)
+            if any(f.done() and f.exception() for f in running):
+                break
+            if progress:
+                progress(sum(done))
+        for future in running:
+            part, part_entities, part_stats = future.result()  # raises the child's error, if any
+            memory.merge(part)
+            entities += part_entities
+            stats.merge(part_stats)
+    if progress:
+        progress(stats.records)
+    return memory, entities, stats
+
+
+_counters = None
+
+
+def _share_counters(counters) -> None:  # noqa: ANN001 - a multiprocessing Array
+    global _counters
+    _counters = counters
+
+
+def _fold_counted(settings: Settings, offsets: dict[tuple[str, int], int], until: datetime | None, slot: int,
+                  ) -> tuple[MemoryViews, list[tuple[EntityKey, bytes]], ReplayStats]:
+    def count(records: int) -> None:
+        _counters[slot] = records
+
+    return _fold_share(settings, offsets, until, count)
+
+
+def _fold_share(settings: Settings, offsets: dict[tuple[str, int], int], until: datetime | None,
+                progress: Callable[[int], None] | None,
+                ) -> tuple[MemoryViews, list[tuple[EntityKey, bytes]], ReplayStats]:
     folder = Fold(FoldConfig(pillars=settings.pillars, dedup_horizon_days=settings.dedup_horizon_days))
     state, memory = State(), MemoryViews()
 
@@ -76,12 +133,12 @@ def fold_log(settings: Settings, offsets: dict[tuple[str, int], int], until: dat
         gc.freeze()  # the state only grows: keep the collector off it
 
     stats = asyncio.run(replay(settings, offsets, on_events, progress=progress))
-    return memory, state, stats
+    return memory, [(key, state_codec.encode(e)) for key, e in state.entities.items()], stats
 
 
 def rebuild(settings: Settings, *, views: tuple[str, ...] = VIEWS, until: datetime | None = None,
             into: str | None = None, swap: bool = False,
-            progress: Callable[[int, int], None] | None = None) -> Rebuilt:
+            progress: Callable[[int, int], None] | None = None, processes: int | None = None) -> Rebuilt:
     """Replay the topics into the schema ``into``; with ``swap``, make it the live schema."""
     unknown = set(views) - set(VIEWS)
     if unknown:
@@ -92,8 +149,8 @@ def rebuild(settings: Settings, *, views: tuple[str, ...] = VIEWS, until: dateti
     began = datetime.now(UTC)
     offsets = asyncio.run(end_offsets(settings))
     total = sum(offsets.values())
-    memory, state, stats = fold_log(settings, offsets, until,
-                                    (lambda done: progress(done, total)) if progress else None)
+    memory, entities, stats = fold_log(settings, offsets, until,
+                                       (lambda done: progress(done, total)) if progress else None, processes)
     complete = set(views) == set(VIEWS) and until is None
     shadow = load_settings(**_same_as(settings), postgres_schema=target)
     with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
@@ -106,7 +163,7 @@ def rebuild(settings: Settings, *, views: tuple[str, ...] = VIEWS, until: dateti
         async with await psycopg.AsyncConnection.connect(
             settings.postgres_url, options=f"-c search_path={target}") as conn:
             async with conn.transaction():
-                await snapshot.write(conn, snapshot.from_memory(memory), state if complete else None, offsets,
+                await snapshot.write(conn, snapshot.from_memory(memory), entities if complete else None, offsets,
                                      partitions, settings.pillars, settings.workload_low_below,
                                      settings.workload_overloaded_above, tables)
                 note = (f"cohortflow rebuild of {settings.postgres_schema} at {began.isoformat()}"

@@ -16,7 +16,7 @@ import psycopg
 
 from views.clock import day_date, instant
 from views.contributions import DAY_FIELDS, FLOOR_FIELDS, MENTOR_FIELDS
-from views.fold import State
+from views.fold import EntityKey
 from views.memory import MemoryViews
 from views.sink import write_entities
 
@@ -104,27 +104,27 @@ def read(conn: psycopg.Connection, tables: Iterable[str] = TABLES) -> BaseRows:
     return out
 
 
-async def write(conn: psycopg.AsyncConnection, base: BaseRows, state: State | None,
+async def write(conn: psycopg.AsyncConnection, base: BaseRows, entities: Iterable[tuple[EntityKey, bytes]] | None,
                 offsets: Mapping[tuple[str, int], int], partitions: int, pillars: tuple[str, ...],
                 low_below: int, overloaded_above: int, tables: Iterable[str] = TABLES) -> None:
     """Fill a fresh, migrated schema on ``conn``'s search_path (in the caller's transaction).
 
-    Offsets, shard fences and entity states are written only with ``state``:
-    then the schema is one a worker can continue from.
+    Offsets, shard fences and entity states are written only with ``entities`` (encoded states, see
+    :func:`views.state_codec.encode`): then the schema is one a worker can continue from.
     """
     now = datetime.now(UTC)
     await conn.execute(
         "INSERT INTO view_config (pillars, workload_low_below, workload_overloaded_above) VALUES (%s, %s, %s)",
         [list(pillars), low_below, overloaded_above],
     )
-    if state is not None:
+    if entities is not None:
         from streams.processor import shard_of  # the same mapping the worker uses
 
         await _copy(conn, "consumer_offsets (topic, partition, next_offset)",
                     ((t, p, o) for (t, p), o in sorted(offsets.items())), ["text", "int4", "int8"])
         await _copy(conn, "shard_fences (shard, version)", ((s, UNFENCED) for s in range(partitions)),
                     ["int4", "int8"])
-        await write_entities(conn, ((key, shard_of(key[1], partitions), e) for key, e in state.entities.items()))
+        await write_entities(conn, ((key, shard_of(key[1], partitions), body) for key, body in entities))
     extra = {"floor_counts": {"updated_at": now, "created_at": now}, "mentor_counts": {"updated_at": now},
              "daily_counts": {"updated_at": now, "steps_changed_at": now}, "badges": {"rev": 1}}
     types = {"review_us_sum": "int8", "named": "bool", "active": "bool", "campus": "text", "floor": "text",

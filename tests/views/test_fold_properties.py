@@ -92,3 +92,19 @@ def test_effects_name_every_row_they_change(events) -> None:
         for row in effect.deltas:
             # A row gets counts only once it is named (floors and days) or may stay hidden (mentors).
             assert row[0] in ("M", "G") or row in views.named, row
+
+
+@PROPERTY
+@given(adversarial_events(DEFAULT_CONTRACT), st.integers(2, 5))
+def test_folding_shares_of_the_partitions_apart_and_merging_gives_the_same_views(events, shares) -> None:
+    """What `rebuild` relies on to fold in several processes: each entity's events sit in one partition number."""
+    from streams.processor import shard_of
+    from views.fold import entity_key
+
+    parts = [[e for e in events if shard_of(entity_key(e)[1], shares) == i] for i in range(shares)]
+    merged = MemoryViews()
+    for part in parts:
+        merged.merge(fold_batches([part]))
+    whole = fold_batches([events])
+    assert merged.views(CONFIG) == whole.views(CONFIG)
+    assert merged.unread == whole.unread
