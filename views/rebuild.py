@@ -86,19 +86,25 @@ def fold_log(settings: Settings, offsets: dict[tuple[str, int], int], until: dat
     context = multiprocessing.get_context("fork")  # the children inherit the settings and the progress counters
     done = context.Array("q", processes, lock=False)
     memory, entities, stats = MemoryViews(), [], ReplayStats()
-    with ProcessPoolExecutor(processes, mp_context=context, initializer=_share_counters, initargs=(done,)) as pool:
-        running = [pool.submit(_fold_counted, settings, share, until, i) for i, share in enumerate(shares)]
-        while not all(f.done() for f in running):
-            wait(running, timeout=0.2, return_when=FIRST_EXCEPTION)
-            if any(f.done() and f.exception() for f in running):
-                break
-            if progress:
-                progress(sum(done))
-        for future in running:
-            part, part_entities, part_stats = future.result()  # raises the child's error, if any
-            memory.merge(part)
-            entities += part_entities
-            stats.merge(part_stats)
+    # The children must not copy the parent's heap: a collection touching every inherited object would
+    # (copy-on-write pages). Frozen objects are never scanned.
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(processes, mp_context=context, initializer=_share_counters, initargs=(done,)) as pool:
+            running = [pool.submit(_fold_counted, settings, share, until, i) for i, share in enumerate(shares)]
+            while not all(f.done() for f in running):
+                wait(running, timeout=0.2, return_when=FIRST_EXCEPTION)
+                if any(f.done() and f.exception() for f in running):
+                    break
+                if progress:
+                    progress(sum(done))
+            for future in running:
+                part, part_entities, part_stats = future.result()  # raises the child's error, if any
+                memory.merge(part)
+                entities += part_entities
+                stats.merge(part_stats)
+    finally:
+        gc.unfreeze()
     if progress:
         progress(stats.records)
     return memory, entities, stats
