@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("info", description="one of debug, info, warning, error")
     batch_max_records: int = Field(
-        20_000, ge=1, le=1_000_000, description="an integer 1-1000000: most records the worker folds per batch"
+        10_000, ge=1, le=1_000_000, description="an integer 1-1000000: most records the worker folds per batch"
     )
     session_timeout_seconds: float = Field(
         10.0, ge=6, le=300,
