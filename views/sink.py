@@ -12,10 +12,11 @@ dump large arrays element by element.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 import psycopg
@@ -186,10 +187,13 @@ class PostgresViews:
                 # renames schemas, so a batch runs wholly against one schema, never half in each.
                 await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext('cohortflow-swap:' ||"
                                    " current_setting('search_path')))")
-                fenced = await self._fences(conn, commit.fences)
-                offsets = await self._offsets(conn, commit.offsets)
-            await fenced
-            await offsets
+                checks = [await self._fences(conn, commit.fences), await self._offsets(conn, commit.offsets)]
+            try:
+                for check in checks:
+                    await check
+            finally:
+                for check in checks:
+                    check.close()  # one not awaited because another raised
             staged = await stage_entities(conn, ((key, shard, body) for key, (shard, body)
                                                  in sorted(commit.entities.items())))
             months = await audit.stage(conn, effect.audit)
@@ -207,7 +211,7 @@ class PostgresViews:
                 await self._global(conn, effect)
                 return await self._badges(conn, effect, mentors)
 
-    async def _fences(self, conn: psycopg.AsyncConnection, fences: Mapping[int, int]) -> Awaitable[None]:
+    async def _fences(self, conn: psycopg.AsyncConnection, fences: Mapping[int, int]) -> Coroutine[Any, Any, None]:
         """Send the compare-and-set of the shard fences; await the result to check it (after the pipeline)."""
         if not fences:
             return _done()
@@ -227,7 +231,7 @@ class PostgresViews:
         return check()
 
     async def _offsets(self, conn: psycopg.AsyncConnection,
-                       offsets: Mapping[TopicPartition, tuple[int | None, int]]) -> Awaitable[None]:
+                       offsets: Mapping[TopicPartition, tuple[int | None, int]]) -> Coroutine[Any, Any, None]:
         """Send the compare-and-set of the stored offsets; await the result to check it (after the pipeline)."""
         known = sorted((tp, old, new) for tp, (old, new) in offsets.items() if old is not None)
         fresh = sorted((tp, new) for tp, (old, new) in offsets.items() if old is None)
