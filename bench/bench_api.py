@@ -11,6 +11,9 @@
    mixes, each for ``--seconds``: summary reads (floor dashboard, one floor, mentor list page,
    one mentor, global) and badge reads (GET /v1/notifications/{user}). p50/p90/p99/max in ms.
    Without wrk, an open-loop asyncio generator in its own process does the same (``--tool python``).
+   ``--repeat N`` (default 3) runs both mixes N times, each on freshly started API processes after
+   a warm-up, on the same views; the figures reported are the medians over the runs, every run is
+   kept under ``runs``. Each mix also records the CPU the API processes and wrk used.
 4. SSE capacity: ``--sse`` clients (default 5,000) each stream their own user's badge; one
    change per user is published on the worker's Redis channel (the worker's exact message,
    sent with PUBLISH so the figure is the API's fan-out, not the fold), and we count the
@@ -128,6 +131,20 @@ end
 """
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU (user + system) of process ``pid`` and its children, now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            total += _cpu_seconds(int(child))
+    except (OSError, ValueError):
+        pass
+    return total
+
+
 def wrk_load(port: int, token: str, paths: list[str], rate: int, seconds: float, label: str) -> dict:
     """``rate`` requests/s for ``seconds`` over 64 keep-alive connections, paths drawn at random."""
     import tempfile
@@ -140,12 +157,16 @@ def wrk_load(port: int, token: str, paths: list[str], rate: int, seconds: float,
                    "-s", str(script), f"http://127.0.0.1:{port}", "--", str(rate), str(listing)]
         with progress() as bar:
             task = bar.add_task(f"{label} at {rate:,}/s (wrk)", total=int(seconds))
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             began = time.monotonic()
             while proc.poll() is None:
                 time.sleep(0.25)
                 bar.update(task, completed=min(int(seconds), int(time.monotonic() - began)))
             output = proc.stdout.read()
+            proc.wait()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wrk_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     line = next((x for x in output.splitlines() if x.startswith("WRK-JSON ")), None)
     if proc.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed ({proc.returncode}):\n{output}")
@@ -154,7 +175,8 @@ def wrk_load(port: int, token: str, paths: list[str], rate: int, seconds: float,
     return {"tool": "wrk 4.1.0, 1 thread, 64 connections, Lua fixed-rate schedule", "requests": raw["requests"],
             "achieved_rate": raw["requests"] / (raw["duration_us"] / 1e6), **ms,
             "non_2xx_3xx": raw["non_2xx_3xx"], "socket_errors": raw["errors"],
-            "late_over_1ms": raw["late_over_1ms"], "max_late_ms": raw["max_late_ms"]}
+            "late_over_1ms": raw["late_over_1ms"], "max_late_ms": raw["max_late_ms"],
+            "load_generator_cpu_cores": wrk_cpu / (raw["duration_us"] / 1e6)}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -288,6 +310,22 @@ async def sse_capacity(port: int, token: str, settings: Settings, clients: int) 
             "all_within_ms": delays[-1] if delays else None}
 
 
+def medians(runs: list[dict]) -> dict:
+    """The median of each figure over the runs (counts of errors and late requests: their sums)."""
+    out: dict = {"tool": runs[0]["tool"], "runs": len(runs)}
+    for key, value in runs[0].items():
+        if key in ("non_2xx_3xx", "late_over_1ms"):
+            out[key] = sum(r[key] for r in runs)
+        elif key == "max_late_ms":
+            out[key] = max(r[key] for r in runs)
+        elif key == "statuses":  # --tool python
+            out[key] = {code: sum(r[key].get(code, 0) for r in runs) for code in {c for r in runs for c in r[key]}}
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = statistics.median(r[key] for r in runs)
+    out["max_ms_worst_run"] = max(r["max_ms"] for r in runs)
+    return out
+
+
 def fold(settings: Settings, worker: Worker, timeout: float) -> None:
     """Wait, with a progress bar, until the worker has committed every published record."""
     ends = {tp: o for tp, o in asyncio.run(end_offsets(settings)).items() if o > 0}
@@ -345,6 +383,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--api-processes", type=int, default=2,
                         help="uvicorn processes serving the read mixes (SSE is measured on one)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of both mixes, each on fresh API processes; medians are reported [default: 3]")
     parser.add_argument("--tool", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python",
                         help="load generator [default: wrk when installed]")
     args = parser.parse_args()
@@ -352,12 +392,15 @@ def main() -> None:
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 4 * args.sse + 1000)), hard))
+    # Each SSE client is a socket in this process and one in the API's (raised to the hard limit).
+    files = {"soft_before": soft, "hard": hard, "soft_now": resource.getrlimit(resource.RLIMIT_NOFILE)[0]}
     tag = uuid.uuid4().hex[:8]
     settings = load_settings(topic_prefix=f"bapi{tag}.", postgres_schema=f"bench_api_{tag}",
                              redis_prefix=f"bapi{tag}:", consumer_group=f"bapi{tag}")
     results: dict = {"students": args.students, "records": args.records, "rate": args.rate,
                      "api_processes_for_reads": args.api_processes,
-                     "seconds_per_mix": args.seconds}
+                     "seconds_per_mix": args.seconds, "tool": args.tool, "ulimit_n": files,
+                     "cpus": os.cpu_count(), "repeat": args.repeat}
     api = worker = None
     began = time.monotonic()
     try:
@@ -378,17 +421,28 @@ def main() -> None:
         results["views"] = {"floors": len(floors), "mentors": len(mentors), "active_students": students,
                             "badges": len(users)}
         env = {**environment(settings), "COHORTFLOW_API_RATE_LIMIT": "1000000", "COHORTFLOW_SSE_HEARTBEAT_SECONDS": "15"}
-        api = start_api(env, args.port, args.api_processes, tag)
         rnd = random.Random(3)
         summary_paths = ["/v1/floors?limit=100", "/v1/mentors?limit=100", "/v1/global"]
         summary_paths += [f"/v1/floors/{c}/{f}" for c, f in rnd.sample(floors, min(50, len(floors)))]
         summary_paths += [f"/v1/mentors/{m}" for m in rnd.sample(mentors, min(50, len(mentors)))]
         badge_paths = [f"/v1/notifications/{u}" for u in rnd.sample(users, min(2000, len(users)))]
-        load(args.port, token, summary_paths + badge_paths, 200, 3, "warm-up")
         results["load_average_before_reads"] = list(os.getloadavg())
-        results["summary_reads"] = load(args.port, token, summary_paths, args.rate, args.seconds, "summary reads")
-        results["badge_reads"] = load(args.port, token, badge_paths, args.rate, args.seconds, "badge reads")
-        stop_api(api)
+        results["runs"] = []
+        for run in range(1, args.repeat + 1):
+            api = start_api(env, args.port, args.api_processes, tag)
+            load(args.port, token, summary_paths + badge_paths, 200, 3, f"run {run}/{args.repeat}: warm-up")
+            figures: dict = {"run": run, "load_average_before": list(os.getloadavg())}
+            for name, paths in (("summary_reads", summary_paths), ("badge_reads", badge_paths)):
+                cpu, began_mix = _cpu_seconds(api.pid), time.monotonic()
+                figures[name] = load(args.port, token, paths, args.rate, args.seconds,
+                                     f"run {run}/{args.repeat}: {name.replace('_', ' ')}")
+                figures[name]["api_cpu_cores"] = (_cpu_seconds(api.pid) - cpu) / (time.monotonic() - began_mix)
+            figures["load_average_after"] = list(os.getloadavg())
+            results["runs"].append(figures)
+            stop_api(api)
+            api = None
+        for name in ("summary_reads", "badge_reads"):
+            results[name] = medians([r[name] for r in results["runs"]])
         api = start_api(env, args.port, 1, tag)  # SSE capacity is per process
         results["sse"] = asyncio.run(sse_capacity(args.port, token, settings, args.sse))
         results["api_rss_bytes"] = int(next(line.split()[1] for line in Path(f"/proc/{api.pid}/status").read_text()
@@ -421,9 +475,15 @@ def main() -> None:
         r = results[name]
         late = f"; {r['late_over_1ms']:,} sent > 1 ms late (worst {r['max_late_ms']:.0f} ms)" if "late_over_1ms" in r else ""
         errors = r.get("non_2xx_3xx", r.get("statuses"))
-        table.add_row(f"{name.replace('_', ' ')} at {args.rate:,}/s (achieved {r['achieved_rate']:,.0f}/s)",
+        table.add_row(f"{name.replace('_', ' ')} at {args.rate:,}/s (achieved {r['achieved_rate']:,.0f}/s), "
+                      f"median of {r.get('runs', 1)} runs",
                       f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.1f} ms; "
                       f"{'non-2xx ' if 'non_2xx_3xx' in r else ''}{errors}{late}", target)
+    for r in results["runs"]:
+        table.add_row(f"  run {r['run']}", "; ".join(
+            f"{name.split('_')[0]} p50 {r[name]['p50_ms']:.2f} / p99 {r[name]['p99_ms']:.2f} / max {r[name]['max_ms']:.1f} ms"
+            f" at {r[name]['achieved_rate']:,.0f}/s" for name in ("summary_reads", "badge_reads"))
+            + f"; load {r['load_average_before'][0]:.2f}", "")
     s = results["sse"]
     table.add_row("SSE clients in one API process", f"{s['received_update']:,} of {s['requested']:,} got their update "
                   f"(p50 {s['p50_ms']:.0f} ms, p99 {s['p99_ms']:.0f} ms)", "5,000")
