@@ -5,7 +5,8 @@
 
 - ``Application`` with a consumer group, ``auto_offset_reset="earliest"``, at-least-once
   (the default) and the default ``commit_interval`` of 5 s; state in RocksDB (the default store)
-  under ``PEER_STATE_DIR``, *without* changelog topics (see ``build``: a Quix bug);
+  under ``PEER_STATE_DIR``, backed by changelog topics (the default: every state write is also
+  produced to a compacted topic, so a process that takes over a partition can restore it);
 - one ``StreamingDataFrame`` over the three topics keyed by student (``concat``, so they share
   one state store), a stateful ``apply`` per event that folds the entity's state (``state.get``
   / ``state.set``) and ``expand``\\ s into one delta per touched summary row;
@@ -81,9 +82,6 @@ def build() -> Application:
         state_dir=os.environ.get("PEER_STATE_DIR", "/tmp/peer-quix-state"),
         on_consumer_error=skip,
         on_processing_error=skip,
-        # Quix 3.28 crashes (KeyError in buffering.py) when a changelog message reaches the buffer of
-        # a concat()-ed dataframe; without changelogs it writes less, which only favours it.
-        use_changelog_topics=False,
     )
 
     def topic(name: str):  # noqa: ANN202
