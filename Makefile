@@ -42,10 +42,10 @@ lock: ## Re-resolve constraints.txt from pyproject.toml in a scratch virtualenv.
 	/tmp/cohortflow-lock/bin/pip install -q -e '.[test,bench]'
 	/tmp/cohortflow-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
-bench: services ## Every benchmark of issue 8 side by side -> bench/results/<date>.json, bench/REPORT.md. QUICK=1: small, < 5 min.
+bench: services ## Every benchmark of issue 8 side by side, medians of 3 runs -> bench/results/<date>.json, bench/REPORT.md.
 	$(BIN)/python bench/bench_suite.py $(if $(QUICK),--quick) $(ARGS)
 
-bench-quick: services ## make bench with small sizes (< 5 minutes): checks every path, figures not quotable.
+bench-quick: services ## make bench with small sizes, one run each (< 5 minutes) -> bench/REPORT-quick.md: checks every path, figures not quotable.
 	$(BIN)/python bench/bench_suite.py --quick $(ARGS)
 
 bench-worker: services ## Worker throughput vs the raw consume ceiling, freshness, memory (issue 3).
