@@ -232,7 +232,8 @@ def served(base: Settings, plan: dict, port: int) -> dict:
         replayed = len(workload(*plan["fold_log"], 21)) + sum(f["sent"] for f in out["freshness"])
         out["rebuild"] = {"seconds": time.perf_counter() - began, "records": replayed}
         if done.returncode:  # reported in the table, not fatal: the other sections still run
-            out["rebuild"]["failed"] = (done.stderr.strip().splitlines() or ["exit status"])[-1][:300]
+            errors = [line for line in done.stderr.splitlines() if "Error" in line] or [f"exit {done.returncode}"]
+            out["rebuild"]["failed"] = errors[-1].strip()[:300]
             console.print(f"  cohortflow rebuild FAILED: {out['rebuild']['failed']}")
         drop_schema(settings, f"{settings.postgres_schema}_rb")
     finally:
