@@ -18,7 +18,9 @@ import asyncio
 import gc
 import multiprocessing
 import os
+import logging
 import re
+import zlib
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,9 +34,11 @@ from cohortflow.settings import Settings, load_settings
 from schemas.events import EventBase
 from streams.replay import ReplayStats, end_offsets, replay
 from views import snapshot, state_codec
-from views.fold import EntityKey, Fold, FoldConfig, State
+from views.fold import EntityKey, Fold, FoldConfig, State, entity_key
 from views.memory import MemoryViews
 from views.migrate import migrate
+
+log = logging.getLogger(__name__)
 
 VIEWS = ("floors", "mentors", "global", "notifications")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -72,42 +76,71 @@ def fold_log(settings: Settings, offsets: dict[tuple[str, int], int], until: dat
     """Fold every record before ``offsets`` (only events up to ``until`` if given) in memory.
 
     Returns the views, every entity's encoded state and the replay's counts. With
-    ``processes`` > 1 the partition numbers are dealt to that many forked processes,
-    each folding its share of every topic (an entity's events all sit in one partition
-    number), and their views are merged (:meth:`MemoryViews.merge`): the same sum the
-    worker's consumer group computes. Default: one process per CPU.
+    ``processes`` > 1 the work is shared by that many forked processes whose views
+    are merged (:meth:`MemoryViews.merge`): the same sum the worker's consumer group
+    computes. Default: one process per CPU.
+
+    First each process folds a share of the partition numbers of every topic: right
+    when each entity's events sit in one partition number, as one partitioner keyed by
+    entity id puts them. Producers with different partitioners (librdkafka hashes keys
+    with CRC32, Java and aiokafka with murmur2) can split an entity over two partitions;
+    an entity found in two shares proves it, and the fold is redone with the shares dealt
+    by entity instead (every process reads every record and folds its entities only).
     """
     numbers = sorted({p for _, p in offsets})
     processes = max(1, min(processes or os.cpu_count() or 1, len(numbers)))
     if processes == 1:
         return _fold_share(settings, offsets, until, progress)
-    shares = [{tp: end for tp, end in offsets.items() if numbers.index(tp[1]) % processes == i}
-              for i in range(processes)]
-    context = multiprocessing.get_context("fork")  # the children inherit the settings and the progress counters
-    done = context.Array("q", processes, lock=False)
+    by_partition = [({tp: end for tp, end in offsets.items() if numbers.index(tp[1]) % processes == i}, None)
+                    for i in range(processes)]
+    parts = _fold_in_processes(settings, by_partition, until, progress, 1)
+    seen: set[EntityKey] = set()
+    split = False
+    for _, part_entities, _ in parts:
+        keys = {key for key, _ in part_entities}
+        split = split or not seen.isdisjoint(keys)
+        seen |= keys
+    if split:
+        log.warning("an entity's events sit in more than one partition (producers with different partitioners);"
+                    " folding again with the processes sharing entities instead of partitions")
+        by_entity = [(offsets, (i, processes)) for i in range(processes)]
+        parts = _fold_in_processes(settings, by_entity, until, progress, processes)
     memory, entities, stats = MemoryViews(), [], ReplayStats()
+    for part, part_entities, part_stats in parts:
+        memory.merge(part)
+        entities += part_entities
+        stats.merge(part_stats)
+    if split:  # every process read every record
+        stats = parts[0][2]
+        stats.events = sum(p[2].events for p in parts)
+    if progress:
+        progress(stats.records)
+    return memory, entities, stats
+
+
+Share = tuple[dict[tuple[str, int], int], tuple[int, int] | None]  # offsets to read, (index, of) entities to fold
+
+
+def _fold_in_processes(settings: Settings, shares: list[Share], until: datetime | None,
+                       progress: Callable[[int], None] | None, readers_per_record: int) -> list:
+    context = multiprocessing.get_context("fork")  # the children inherit the settings and the progress counters
+    done = context.Array("q", len(shares), lock=False)
     # The children must not copy the parent's heap: a collection touching every inherited object would
     # (copy-on-write pages). Frozen objects are never scanned.
     gc.freeze()
     try:
-        with ProcessPoolExecutor(processes, mp_context=context, initializer=_share_counters, initargs=(done,)) as pool:
+        with ProcessPoolExecutor(len(shares), mp_context=context, initializer=_share_counters,
+                                 initargs=(done,)) as pool:
             running = [pool.submit(_fold_counted, settings, share, until, i) for i, share in enumerate(shares)]
             while not all(f.done() for f in running):
                 wait(running, timeout=0.2, return_when=FIRST_EXCEPTION)
                 if any(f.done() and f.exception() for f in running):
                     break
                 if progress:
-                    progress(sum(done))
-            for future in running:
-                part, part_entities, part_stats = future.result()  # raises the child's error, if any
-                memory.merge(part)
-                entities += part_entities
-                stats.merge(part_stats)
+                    progress(sum(done) // readers_per_record)
+            return [future.result() for future in running]  # raises a child's error, if any
     finally:
         gc.unfreeze()
-    if progress:
-        progress(stats.records)
-    return memory, entities, stats
 
 
 _counters = None
@@ -118,27 +151,36 @@ def _share_counters(counters) -> None:  # noqa: ANN001 - a multiprocessing Array
     _counters = counters
 
 
-def _fold_counted(settings: Settings, offsets: dict[tuple[str, int], int], until: datetime | None, slot: int,
+def _fold_counted(settings: Settings, share: Share, until: datetime | None, slot: int,
                   ) -> tuple[MemoryViews, list[tuple[EntityKey, bytes]], ReplayStats]:
     def count(records: int) -> None:
         _counters[slot] = records
 
-    return _fold_share(settings, offsets, until, count)
+    offsets, entities = share
+    return _fold_share(settings, offsets, until, count, entities)
 
 
 def _fold_share(settings: Settings, offsets: dict[tuple[str, int], int], until: datetime | None,
-                progress: Callable[[int], None] | None,
+                progress: Callable[[int], None] | None, entities: tuple[int, int] | None = None,
                 ) -> tuple[MemoryViews, list[tuple[EntityKey, bytes]], ReplayStats]:
     folder = Fold(FoldConfig(pillars=settings.pillars, dedup_horizon_days=settings.dedup_horizon_days))
     state, memory = State(), MemoryViews()
+    folded = 0
 
     def on_events(events: list[EventBase]) -> None:
+        nonlocal folded
+        if entities is not None:
+            index, of = entities
+            events = [e for e in events if zlib.crc32(entity_key(e)[1].encode()) % of == index]
+            folded += len(events)
         if until is not None:
             events = [e for e in events if e.occurred_at <= until]
         memory.apply(folder.apply(events, state))
         gc.freeze()  # the state only grows: keep the collector off it
 
     stats = asyncio.run(replay(settings, offsets, on_events, progress=progress))
+    if entities is not None:
+        stats.events = folded
     return memory, [(key, state_codec.encode(e)) for key, e in state.entities.items()], stats
 
 

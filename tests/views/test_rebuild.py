@@ -198,3 +198,36 @@ def _cli():
     from cohortflow.cli import cli
 
     return cli
+
+
+def test_rebuild_in_processes_is_exact_when_producers_partition_differently(stack: Settings) -> None:
+    """An entity's events on several partitions (librdkafka hashes keys with CRC32, aiokafka with murmur2)."""
+    import random
+
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.topics import Topic, topic_name
+
+    log = adversarial_log(seed=37, size=6_000, contract=stack.contract)
+    rnd = random.Random(37)
+
+    async def scatter() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all", enable_idempotence=True,
+                                    max_request_size=3 * 1024 * 1024)  # the oversize record of the log
+        await producer.start()
+        try:
+            sent = [await producer.send(topic_name(stack.topic_prefix, Topic(topic)), value, key=key,
+                                        partition=rnd.randrange(stack.partitions))
+                    for topic, key, value in records_of(log)]
+            await asyncio.gather(*sent)
+        finally:
+            await producer.stop()
+
+    asyncio.run(scatter())
+    result = rebuild(stack, into=f"{stack.postgres_schema}_scattered", processes=2)
+    try:
+        problems = compare(views(in_schema(stack, result.schema)), oracle.recompute(valid_events(log), stack.pillars))
+        assert not problems, problems[:10]
+        assert result.stats.records == len(log)
+    finally:
+        drop(stack, result.schema)
