@@ -68,6 +68,10 @@ def test_workers_each_listen_and_share_the_connections_and_a_dead_one_is_replace
         parent = _api_pid(port)
         children = _children(parent)
         assert len(children) == 2
+        deadline = time.monotonic() + 30  # the URL answers once one process listens; wait for the other too
+        while not all(len(_sockets(child, port)[0]) == 1 for child in children):
+            assert time.monotonic() < deadline, [_sockets(child, port) for child in children]
+            time.sleep(0.1)
         clients = []
         for _ in range(32):  # keep-alive connections, opened in a burst like a proxy's
             sock = socket.create_connection(("127.0.0.1", port))
