@@ -75,21 +75,15 @@ class MemoryViews:
         """Add the views folded from other entities (other partitions of the log) to these.
 
         Sound because every view row is a sum of per-entity contributions, with as_of
-        a maximum, and every entity lives in one partition: ``mentor_self``, ``unread``
-        and each activity contributor come from exactly one side.
+        a maximum, and every entity lives in one share: ``mentor_self``, ``unread``
+        and each activity contributor come from exactly one side. So ``other`` is
+        applied as one batch's Effect would be.
         """
-        self.named |= other.named
-        for row, fields in other.rows.items():
-            target = self.rows.setdefault(row, {})
-            for name, value in fields.items():
-                target[name] = target.get(name, 0) + value
-        for row, ts in other.as_of.items():
-            if ts > self.as_of.get(row, -1 << 62):
-                self.as_of[row] = ts
-        self.mentor_self.update(other.mentor_self)
-        for mentor_id, contributions in other.activity.items():
-            self.activity.setdefault(mentor_id, {}).update(contributions)
-        self.unread.update(other.unread)
+        self.apply(Effect(
+            deltas=other.rows, named=other.named, as_of=other.as_of, mentor_self=other.mentor_self,
+            activity={(m, c): ts for m, contributions in other.activity.items() for c, ts in contributions.items()},
+            unread=other.unread,
+        ))
 
     def views(self, config: ViewConfig) -> ViewRows:
         """Every public view, as the contract names its columns (``updated_at`` excepted)."""
