@@ -114,6 +114,9 @@ def render(result: dict, name: str) -> Path:
                   + ("waits until its consumer group is Stable with every process a member, "
                      if result.get("setup", {}).get("stable_group_before_warmup") else "")
                   + f"consumes a warm-up of {result['warmup_records']} records, "
+                  + ("each followed by one valid record in every partition (Quix commits a partition only up to the"
+                     " last record it processed, so one ending in bad JSON never looked done), "
+                     if result.get("setup", {}).get("valid_tail_per_partition") else "")
                   + ("checks the group is still Stable (no rebalance inside the timed window), "
                      if result.get("setup", {}).get("stable_group_before_warmup") else "")
                   + "then the rest is published at full speed (librdkafka producer) and the clock runs until"
