@@ -97,6 +97,7 @@ class BatchProcessor:
         self.state = State()
         self.fences: dict[int, int] = {}  # shard -> version our cache reflects
         self.keys_by_shard: dict[int, set[EntityKey]] = {}
+        self.shards: dict[EntityKey, int] = {}  # shard of every cached key (murmur2 is pure Python: hash once)
         self.assigned: set[TP] = set()  # partitions the group gave us
         self.positions: dict[TP, int | None] = {}  # next offset per ready partition; None: start of the log
         self.pending_seeks: dict[TP, int | None] = {}  # stored offsets the consumer must seek to
@@ -162,6 +163,7 @@ class BatchProcessor:
         for shard in shards:
             self.fences.pop(shard, None)
             for key in self.keys_by_shard.pop(shard, ()):
+                self.shards.pop(key, None)
                 self.state.entities.pop(key, None)
                 self.state.contributions.pop(key, None)
 
@@ -206,8 +208,8 @@ class BatchProcessor:
             await self._load({entity_key(e) for e in events})
             effect = self.fold.apply(events, self.state)
             # Snapshot the states now: the next batch folds into the same objects while this one commits.
-            changed = {key: (shard_of(key[1], self.partitions), encode_state(self.state.entities[key]))
-                       for key in effect.changed}
+            shards, entities = self.shards, self.state.entities
+            changed = {key: (shards[key], encode_state(entities[key])) for key in effect.changed}
         except Exception:
             self._evict(list(self.fences))  # the cache may be half-updated: trust only PostgreSQL now
             await asyncio.gather(sending, return_exceptions=True)
@@ -290,6 +292,7 @@ class BatchProcessor:
         for key in missing:
             if key in loaded:
                 self.state.entities[key] = loaded[key]
+            self.shards[key] = shards[key]
             self.keys_by_shard.setdefault(shards[key], set()).add(key)
 
     async def recover(self) -> None:
