@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -10,10 +11,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+
+from cohortflow.settings import Settings  # noqa: E402
 CHARTS = BENCH / "charts"
 
 PEERS = """\
-- **cohortflow**: `cohortflow worker` with the default settings (batches of up to 20,000 records, one
+- **cohortflow**: `cohortflow worker` with the default settings (batches of up to {batch:,} records, one
   PostgreSQL transaction per batch holding entity state, view rows and offsets; Redis badges).
 - **raw ceiling**: an aiokafka consumer group, `getmany(max_records=20000)` + `orjson.loads` of every
   value, no other work (bench/bench_worker.py `raw_ceiling`).
@@ -274,7 +278,8 @@ def render(result: dict, name: str) -> Path:
         lines.append("")
     setup = result.get("setup", {})
     lines += ["## How each contender was configured", "",
-              PEERS.format(quix_changelog=QUIX_CHANGELOG[setup.get("quix_changelog_topics", False)],
+              PEERS.format(batch=Settings.model_fields["batch_max_records"].default,
+                           quix_changelog=QUIX_CHANGELOG[setup.get("quix_changelog_topics", False)],
                            start_up=START_UP[setup.get("stable_group_before_warmup", False)])]
     path = BENCH / ("REPORT-quick.md" if quick else "REPORT.md")
     path.write_text("\n".join(lines))
