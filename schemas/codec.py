@@ -46,6 +46,10 @@ class Contract:
         # Full name -> topic, computed once per contract: decode looks it up per record.
         return {topic_name(self.topic_prefix, t): t for t in EVENT_TOPICS}
 
+    def event_topic(self, name: str) -> Topic | None:
+        """The contract topic a full topic name stands for, if it is an event topic."""
+        return self._event_topics.get(name)
+
     @cached_property
     def _pillar_set(self) -> frozenset[str]:
         return frozenset(self.pillars)

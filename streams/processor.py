@@ -37,17 +37,23 @@ from aiokafka.partitioner import murmur2
 from cohortflow.errors import IntegrityError
 from schemas import Contract, Rejection, decode
 from schemas.events import EventBase
+from schemas.topics import Topic, topic_name
 from streams.deadletter import DeadLetters, SourceRecord
 from streams.observer import BatchReport, Observer
 from views.badges import RedisBadges
 from views.clock import micros
-from views.fold import Effect, EntityKey, Fold, State, entity_key
-from views.sink import BadgeUpdate, Commit, FenceConflict, PostgresViews
+from views.fold import Effect, Entity, EntityKey, Fold, State, entity_key
+from views.sink import BadgeUpdate, Commit, FenceConflict, PostgresViews, TailEvent
 from views.state_codec import encode as encode_state
 
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+
+# State tails (docs/semantics.md): an entity whose stored state is at least TAIL_FROM_BYTES long gets the
+# events of the next batches appended to its tail instead, until TAIL_MAX_EVENTS; then its state is written.
+TAIL_FROM_BYTES = 1024
+TAIL_MAX_EVENTS = 16
 
 
 class Committer(Protocol):
@@ -98,6 +104,7 @@ class BatchProcessor:
         self.fences: dict[int, int] = {}  # shard -> version our cache reflects
         self.keys_by_shard: dict[int, set[EntityKey]] = {}
         self.shards: dict[EntityKey, int] = {}  # shard of every cached key (murmur2 is pure Python: hash once)
+        self.tails: dict[EntityKey, int] = {}  # events in the stored tail of each large cached entity
         self.assigned: set[TP] = set()  # partitions the group gave us
         self.positions: dict[TP, int | None] = {}  # next offset per ready partition; None: start of the log
         self.pending_seeks: dict[TP, int | None] = {}  # stored offsets the consumer must seek to
@@ -164,6 +171,7 @@ class BatchProcessor:
             self.fences.pop(shard, None)
             for key in self.keys_by_shard.pop(shard, ()):
                 self.shards.pop(key, None)
+                self.tails.pop(key, None)
                 self.state.entities.pop(key, None)
                 self.state.contributions.pop(key, None)
 
@@ -177,6 +185,7 @@ class BatchProcessor:
         """
         report = BatchReport()
         events: list[EventBase] = []
+        values: list[TailEvent] = []  # beside each event: what its entity's tail would keep of it
         rejected: list[tuple[SourceRecord, Rejection]] = []
         offsets: dict[TP, tuple[int | None, int]] = {}
         for tp, records in batch.items():
@@ -184,6 +193,7 @@ class BatchProcessor:
                 continue  # not ours (any more), its seek is pending, or it was fetched before a seek
             expected = self.positions[tp]
             last = None
+            topic = self.contract.event_topic(tp[0])
             for record in records:
                 if expected is not None and record.offset < expected:
                     continue  # applied before: its effect is in PostgreSQL already
@@ -194,6 +204,7 @@ class BatchProcessor:
                     report.rejected[result.reason.value] += 1
                 else:
                     events.append(result)
+                    values.append((topic.value, record.value))  # type: ignore[union-attr]  # decoded: an event topic
                     report.by_type[result.type] += 1
             if last is not None:
                 offsets[tp] = (expected, last + 1)
@@ -205,11 +216,11 @@ class BatchProcessor:
         sending = asyncio.ensure_future(self.deadletters.send(rejected))
         started = time.perf_counter()
         try:
-            await self._load({entity_key(e) for e in events})
+            keys = [entity_key(e) for e in events]
+            await self._load(set(keys))
             effect = self.fold.apply(events, self.state)
             # Snapshot the states now: the next batch folds into the same objects while this one commits.
-            shards, entities = self.shards, self.state.entities
-            changed = {key: (shards[key], encode_state(entities[key])) for key in effect.changed}
+            changed, tails = self._snapshot(effect.changed, keys, values)
         except Exception:
             self._evict(list(self.fences))  # the cache may be half-updated: trust only PostgreSQL now
             await asyncio.gather(sending, return_exceptions=True)
@@ -221,7 +232,9 @@ class BatchProcessor:
         if not await self.drain():
             return Outcome(committed=False)  # it did not: the cache is gone and the consumer seeks back
         fences = {shard: self.fences.get(shard, 0) for shard, _ in changed.values()}
-        self._committing = asyncio.ensure_future(self._commit(effect, Commit(changed, fences, offsets), report))
+        fences.update((self.shards[key], self.fences.get(self.shards[key], 0)) for key in tails)
+        self._committing = asyncio.ensure_future(
+            self._commit(effect, Commit(changed, fences, offsets, tails), report))
         # Counted as done while the commit runs: the next batch folds meanwhile and commits after it, or
         # finds it failed (drain) and throws its own work away with the cache.
         for shard in fences:
@@ -229,6 +242,34 @@ class BatchProcessor:
         for tp, (_, new) in offsets.items():
             self.positions[tp] = new
         return Outcome(committed=True, records=report.records, events=len(events), rejected=len(rejected))
+
+    def _snapshot(self, touched: set[EntityKey], keys: list[EntityKey], values: list[TailEvent]
+                  ) -> tuple[dict[EntityKey, tuple[int, bytes]], dict[EntityKey, tuple[int, list[TailEvent]]]]:
+        """What to write of each changed entity: its encoded state, or (a large one) its events to append.
+
+        Counted as written (like fences and positions): if the commit fails, the cache goes with them.
+        """
+        shards, entities, stored = self.shards, self.state.entities, self.tails
+        appended: dict[EntityKey, list[TailEvent]] = {}
+        if stored:
+            for key, value in zip(keys, values):
+                if key in stored and key in touched:
+                    appended.setdefault(key, []).append(value)
+        states: dict[EntityKey, tuple[int, bytes]] = {}
+        tails: dict[EntityKey, tuple[int, list[TailEvent]]] = {}
+        for key in touched:
+            held = stored.get(key)
+            if held is not None and held + len(appended[key]) <= TAIL_MAX_EVENTS:
+                tails[key] = (held, appended[key])
+                stored[key] = held + len(appended[key])
+                continue
+            body = encode_state(entities[key])
+            states[key] = (shards[key], body)
+            if len(body) >= TAIL_FROM_BYTES:
+                stored[key] = 0
+            elif held is not None:
+                del stored[key]
+        return states, tails
 
     async def _commit(self, effect: Effect, commit: Commit, report: BatchReport) -> None:
         """One batch's transaction, then its Redis writes and Kafka offsets; runs while the next batch folds."""
@@ -288,12 +329,34 @@ class BatchProcessor:
         if unfenced:
             known = await self.store.fences(unfenced)
             self.fences.update({s: known.get(s, 0) for s in unfenced})
-        loaded = await self.store.entities(missing)
+        loaded, replay, sizes = await self.store.entities(missing)
+        if replay:
+            loaded.update(self._replay(loaded, replay))
         for key in missing:
             if key in loaded:
                 self.state.entities[key] = loaded[key]
+            if key in replay or sizes.get(key, 0) >= TAIL_FROM_BYTES:
+                self.tails[key] = len(replay.get(key, ()))
             self.shards[key] = shards[key]
             self.keys_by_shard.setdefault(shards[key], set()).add(key)
+
+    def _replay(self, loaded: Mapping[EntityKey, Entity], replay: Mapping[EntityKey, list[TailEvent]]
+                ) -> dict[EntityKey, Entity]:
+        """The entities of ``replay`` with their tails applied, in order, onto their stored states."""
+        scratch = State()
+        events = []
+        for key, tail in replay.items():
+            if key in loaded:
+                scratch.entities[key] = loaded[key]
+            for topic, value in tail:
+                event = decode(topic_name(self.contract.topic_prefix, Topic(topic)), key[1].encode(), value,
+                               self.contract)
+                if isinstance(event, Rejection):
+                    raise IntegrityError(f"the stored tail of {key[0]}:{key[1]} holds an event this contract"
+                                         f" refuses ({event.detail}); rebuild the views")
+                events.append(event)
+        self.fold.apply(events, scratch)  # the effect was committed when the events were: only the state counts
+        return {key: scratch.entities[key] for key in replay}
 
     async def recover(self) -> None:
         """Forget the cache and every position; seek back to what PostgreSQL holds (after any failure)."""

@@ -12,9 +12,9 @@ dump large arrays element by element.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +48,9 @@ class BadgeUpdate:
     rev: int
 
 
+TailEvent = tuple[str, bytes]  # (topic without prefix, record value) of an event applied to an entity
+
+
 @dataclass(frozen=True)
 class Commit:
     """What a batch commits besides its Effect."""
@@ -55,6 +58,8 @@ class Commit:
     entities: Mapping[EntityKey, tuple[int, bytes]]  # key -> (shard, encoded state) to write
     fences: Mapping[int, int]  # shard -> version this worker loaded (0: none yet)
     offsets: Mapping[TopicPartition, tuple[int | None, int]]  # tp -> (next offset loaded, new next offset)
+    # key -> (seq of the first, events) to append to the entity's tail instead of writing its state
+    tails: Mapping[EntityKey, tuple[int, Sequence[TailEvent]]] = field(default_factory=dict)
 
 
 def pool(settings: Settings, max_size: int = 4, *, check: bool = True, staging: bool = False) -> AsyncConnectionPool:
@@ -82,6 +87,7 @@ def pool(settings: Settings, max_size: int = 4, *, check: bool = True, staging: 
 async def _create_staging_tables(conn: psycopg.AsyncConnection) -> None:
     # Outside any batch transaction, and committed: a batch rolled back cannot take them away.
     await conn.execute(ENTITY_STAGING_TABLE)
+    await conn.execute(TAIL_STAGING_TABLE)
     await conn.execute(audit.STAGING_TABLE)
     await conn.commit()
 
@@ -128,17 +134,28 @@ class PostgresViews:
                                           [list(shards)])
             return dict(await cur.fetchall())
 
-    async def entities(self, keys: Iterable[EntityKey]) -> dict[EntityKey, Entity]:
+    async def entities(self, keys: Iterable[EntityKey]
+                       ) -> tuple[dict[EntityKey, Entity], dict[EntityKey, list[TailEvent]], dict[EntityKey, int]]:
+        """The stored states of ``keys``, the events to replay onto them (their tails, in order) and their sizes."""
         keys = list(keys)
         if not keys:
-            return {}
+            return {}, {}, {}
+        params = [[k for k, _ in keys], [i for _, i in keys]]
         async with self._connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT e.kind, e.id, e.body FROM entity_state e"
-                " JOIN unnest(%s::\"char\"[], %s::text[]) u(k, i) ON e.kind = u.k AND e.id = u.i",
-                [[k for k, _ in keys], [i for _, i in keys]],
-            )
-            return {(k, i): state_codec.decode(k, i, body) for k, i, body in await cur.fetchall()}
+            async with conn.pipeline():
+                states = await conn.execute(
+                    "SELECT e.kind, e.id, e.body FROM entity_state e"
+                    " JOIN unnest(%s::\"char\"[], %s::text[]) u(k, i) ON e.kind = u.k AND e.id = u.i", params)
+                tails = await conn.execute(
+                    "SELECT t.kind, t.id, t.topic, t.value FROM entity_tail t"
+                    " JOIN unnest(%s::\"char\"[], %s::text[]) u(k, i) ON t.kind = u.k AND t.id = u.i"
+                    " ORDER BY t.kind, t.id, t.seq", params)
+            rows = await states.fetchall()
+            replay: dict[EntityKey, list[TailEvent]] = {}
+            for k, i, topic, value in await tails.fetchall():
+                replay.setdefault((k, i), []).append((topic, value))
+        entities = {(k, i): state_codec.decode(k, i, body) for k, i, body in rows}
+        return entities, replay, {(k, i): len(body) for k, i, body in rows}
 
     async def badges(self, after: str = "", limit: int = 5000) -> list[BadgeUpdate]:
         """Badges in user_id order from ``after`` on: the source Redis is restored from."""
@@ -196,11 +213,15 @@ class PostgresViews:
                     check.close()  # one not awaited because another raised
             staged = await stage_entities(conn, ((key, shard, body) for key, (shard, body)
                                                  in sorted(commit.entities.items())))
+            tails = await stage_tails(conn, commit.tails)
             months = await audit.stage(conn, effect.audit)
             async with conn.pipeline():
                 # In the global lock order: entity states, audit trail, then the shared view rows.
                 if staged:
+                    await conn.execute(DROP_TAILS)
                     await conn.execute(APPLY_ENTITIES)
+                if tails:
+                    await conn.execute(APPLY_TAILS)
                 if months:
                     await conn.execute("SELECT audit_ensure_months(%s::date[])", [months])
                     await conn.execute(audit.APPLY)
@@ -462,6 +483,24 @@ APPLY_ENTITIES = (
 )
 """Upserts the staged states (emptying the staging table): one statement, pipeline-friendly."""
 
+DROP_TAILS = (
+    "DELETE FROM entity_tail t USING entity_batch b WHERE t.kind = b.kind::\"char\" AND t.id = b.id"
+)
+"""Deletes the tails of the staged states (they hold every event of their tails): run before :data:`APPLY_ENTITIES`."""
+
+TAIL_STAGING_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS tail_batch (kind text, id text, seq integer, topic text, value bytea)"
+    " ON COMMIT DELETE ROWS"
+)
+"""The session's staging table for tail events."""
+
+APPLY_TAILS = (
+    "WITH staged AS (DELETE FROM tail_batch RETURNING *)"
+    " INSERT INTO entity_tail (kind, id, seq, topic, value) SELECT kind::\"char\", id, seq, topic, value"
+    " FROM staged ORDER BY kind, id, seq"
+)
+"""Appends the staged tail events (emptying the staging table)."""
+
 
 async def stage_entities(conn: psycopg.AsyncConnection, entities: Iterable[tuple[EntityKey, int, bytes]]) -> int:
     """Binary COPY of encoded entity states (:func:`views.state_codec.encode`) into the staging table.
@@ -479,10 +518,25 @@ async def stage_entities(conn: psycopg.AsyncConnection, entities: Iterable[tuple
     return written
 
 
+async def stage_tails(conn: psycopg.AsyncConnection, tails: Mapping[EntityKey, tuple[int, Sequence[TailEvent]]]) -> int:
+    """Binary COPY of tail events into the staging table; follow with :data:`APPLY_TAILS`."""
+    if not tails:
+        return 0
+    written = 0
+    async with conn.cursor().copy("COPY tail_batch (kind, id, seq, topic, value) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["text", "text", "int4", "text", "bytea"])
+        for (kind, entity_id), (first, events) in sorted(tails.items()):
+            for seq, (topic, value) in enumerate(events, first):
+                await copy.write_row((kind, entity_id, seq, topic, value))
+                written += 1
+    return written
+
+
 async def write_entities(conn: psycopg.AsyncConnection, entities: Iterable[tuple[EntityKey, int, bytes]]) -> None:
-    """Upsert encoded entity states on any connection (inside the caller's transaction)."""
+    """Upsert encoded entity states on any connection (inside the caller's transaction); their tails go."""
     await conn.execute(ENTITY_STAGING_TABLE)
     if await stage_entities(conn, entities):
+        await conn.execute(DROP_TAILS)
         await conn.execute(APPLY_ENTITIES)
 
 

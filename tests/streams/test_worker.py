@@ -88,3 +88,36 @@ def test_a_restart_resumes_from_the_stored_offsets_without_replaying(stack: Sett
     after = stored_offsets(stack)
     assert all(after[tp] >= offsets[tp] for tp in offsets)
     assert_views_match(stack, valid_events(first) + valid_events(second))
+
+
+def test_large_entities_keep_tails_that_a_restart_replays(stack: Settings, logs_dir: Path) -> None:
+    """Entities past 1 KB get events appended instead of their state rewritten; a cold worker replays them."""
+    import psycopg
+
+    from streams.processor import TAIL_FROM_BYTES
+
+    log = adversarial_log(seed=13, size=12_000, students=25, contract=stack.contract)  # ~480 records a student
+    half = len(log) // 2
+    asyncio.run(publish(stack, records_of(log[:half])))
+    worker = Worker(stack, logs_dir / "worker.log").start()
+    try:
+        wait_caught_up(stack, workers=[worker])
+    finally:
+        worker.stop()
+    with psycopg.connect(stack.postgres_url, options=f"-c search_path={stack.postgres_schema}") as conn:
+        tails = conn.execute("SELECT count(*), count(DISTINCT (kind, id)) FROM entity_tail").fetchone()
+        large = conn.execute("SELECT count(*) FROM entity_state WHERE length(body) >= %s",
+                             [TAIL_FROM_BYTES]).fetchone()[0]
+    assert tails[0] > tails[1] > 0 and large > 0, (tails, large)
+    assert_views_match(stack, valid_events(log[:half]))
+
+    # A new worker loads every entity from its stored state and tail; the rest of the log builds on them.
+    asyncio.run(publish(stack, records_of(log[half:])))
+    worker = Worker(stack, logs_dir / "worker2.log").start()
+    try:
+        wait_caught_up(stack, workers=[worker])
+    finally:
+        worker.stop()
+    assert_views_match(stack, valid_events(log))
+    wanted = expected_badges(valid_events(log))
+    assert {u: b for u, b in redis_badges(stack).items() if b != {"unread": 0}} == wanted
