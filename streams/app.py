@@ -54,9 +54,17 @@ class BatchConsumer(faust_aiokafka.Consumer):
         runtime: Runtime = self.app.runtime  # type: ignore[attr-defined]
         consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
         while not (consumer_stopped() or fetcher_stopped()):
+            if not runtime.idle.is_set():
+                # Fetch when the fold agent is ready for a batch, not before: a batch fetched early would wait
+                # in the channel for a whole fold-and-commit cycle while newer records wait in the consumer.
+                try:
+                    await asyncio.wait_for(runtime.idle.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    continue
             epochs = await runtime.seek_pending()
             records, _ = await self._wait_next_records(1.0)
             if records:
+                runtime.idle.clear()
                 await runtime.batches.put((epochs, records))
 
     async def perform_seek(self) -> None:
@@ -134,8 +142,10 @@ class Runtime:
         self.app = app
         self.settings = settings
         self.observer = observer
-        self.batches = app.channel(maxsize=1)  # one fetched batch waits at most: latency over prefetch
+        self.batches = app.channel(maxsize=1)  # handed over when the agent is idle (see ``idle``)
         self.lock = asyncio.Lock()  # batches, assignments and revocations never interleave
+        self.idle = asyncio.Event()  # the fold agent is between batches: the consumer fetches the next one now
+        self.idle.set()
         self.processor: BatchProcessor = None  # type: ignore[assignment]
 
     async def start(self) -> None:
@@ -213,9 +223,12 @@ class Runtime:
 
     async def process(self, epochs: dict, records: dict) -> None:
         batch = {(tp.topic, tp.partition): batch for tp, batch in records.items()}
-        async with self.lock:
-            await self._guarded(self.processor.process(epochs, batch))
-            committing = self.processor.committing
+        try:
+            async with self.lock:
+                await self._guarded(self.processor.process(epochs, batch))
+                committing = self.processor.committing
+        finally:
+            self.idle.set()
         if committing is not None:
             # The commit runs while the next batch folds, and that batch checks its outcome. When none comes,
             # a failed commit must still be noticed: then the views would wait for a batch that never comes.
