@@ -15,7 +15,7 @@ Before the warm-up, every contender waits until its consumer group is Stable wit
 (see ``timed``): no record is in flight across the start-up rebalance.
 
 The warm-up and the log are each followed by one valid record in every partition (a copy of a
-valid record of the log that belongs there, see ``tails``): Quix commits a partition only up to the
+valid record of the log that belongs there, see ``partition_ends``): Quix commits a partition only up to the
 last record it processed, so a partition ending in a record its JSON deserializer refuses was never
 seen as done (its warm-up timed out on submissions[0] of the 100,000-record log).
 """
@@ -41,7 +41,7 @@ from psycopg import sql
 
 from cohortflow.settings import Settings, load_settings
 from bench.peers.fold import FLOOR_DDL
-from schemas import Rejection, decode
+from schemas import DEFAULT_CONTRACT, Rejection, decode
 from schemas.topics import EVENT_TOPICS, Topic, topic_name
 from streams.processor import shard_of
 from streams.topics import delete_topics, ensure_topics
@@ -144,7 +144,7 @@ def wait_stable(bootstrap: str, group: str, members: int, timeout: float = 180) 
         time.sleep(0.5)
 
 
-def tails(settings: Settings, records: list) -> list:
+def partition_ends(settings: Settings, records: list) -> list:
     """One valid record of the log for every (topic, partition) it has one for: the last one found there."""
     found: dict[tuple[str, int], tuple] = {}
     wanted = len(EVENT_TOPICS) * settings.partitions
@@ -153,7 +153,7 @@ def tails(settings: Settings, records: list) -> list:
         if key is None:
             continue
         where = (topic, shard_of(key.decode("utf-8", "replace"), settings.partitions))
-        if where in found or isinstance(decode(topic_name("cohort.", Topic(topic)), key, value), Rejection):
+        if where in found or isinstance(decode(topic_name(DEFAULT_CONTRACT.topic_prefix, Topic(topic)), key, value), Rejection):
             continue
         found[where] = record
         if len(found) == wanted:
@@ -173,7 +173,7 @@ def timed(settings: Settings, records: list, done: Callable[[int], bool], pids: 
     handed over (the group Stable, the records processed, no offset ever committed; 4 stalls in 8 starts
     here, none in 8 once the group had formed first: faust-streaming/faust#318, robinhood/faust#681).
     A deployed Faust app starts its workers and then gets traffic; so does every contender here."""
-    ends = tails(settings, records)
+    ends = partition_ends(settings, records)
     if group is not None:
         wait_stable(settings.kafka_bootstrap, group, members, WARMUP_TIMEOUT)
     asyncio.run(publish(settings, records[:WARMUP] + ends))

@@ -194,6 +194,7 @@ class BatchProcessor:
             expected = self.positions[tp]
             last = None
             topic = self.contract.event_topic(tp[0])
+            short = topic.value if topic is not None else ""  # records of other topics are all rejected
             for record in records:
                 if expected is not None and record.offset < expected:
                     continue  # applied before: its effect is in PostgreSQL already
@@ -204,7 +205,7 @@ class BatchProcessor:
                     report.rejected[result.reason.value] += 1
                 else:
                     events.append(result)
-                    values.append((topic.value, record.value))  # type: ignore[union-attr]  # decoded: an event topic
+                    values.append((short, record.value))
                     report.by_type[result.type] += 1
             if last is not None:
                 offsets[tp] = (expected, last + 1)
@@ -249,26 +250,26 @@ class BatchProcessor:
 
         Counted as written (like fences and positions): if the commit fails, the cache goes with them.
         """
-        shards, entities, stored = self.shards, self.state.entities, self.tails
+        shards, entities, held_by = self.shards, self.state.entities, self.tails
         appended: dict[EntityKey, list[TailEvent]] = {}
-        if stored:
+        if held_by:
             for key, value in zip(keys, values):
-                if key in stored and key in touched:
+                if key in held_by and key in touched:
                     appended.setdefault(key, []).append(value)
         states: dict[EntityKey, tuple[int, bytes]] = {}
         tails: dict[EntityKey, tuple[int, list[TailEvent]]] = {}
         for key in touched:
-            held = stored.get(key)
+            held = held_by.get(key)
             if held is not None and held + len(appended[key]) <= TAIL_MAX_EVENTS:
                 tails[key] = (held, appended[key])
-                stored[key] = held + len(appended[key])
+                held_by[key] = held + len(appended[key])
                 continue
             body = encode_state(entities[key])
             states[key] = (shards[key], body)
             if len(body) >= TAIL_FROM_BYTES:
-                stored[key] = 0
+                held_by[key] = 0
             elif held is not None:
-                del stored[key]
+                del held_by[key]
         return states, tails
 
     async def _commit(self, effect: Effect, commit: Commit, report: BatchReport) -> None:
