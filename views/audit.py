@@ -32,6 +32,7 @@ from psycopg import sql
 
 from cohortflow.errors import CohortflowError, IntegrityError
 from schemas.events import AuditRecorded
+from views.postgres import copy_rows
 
 COLUMNS = ("event_id", "occurred_at", "actor_id", "action", "entity_type", "entity_id", "metadata", "source")
 _SELECT = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
@@ -123,13 +124,8 @@ async def stage(conn: psycopg.AsyncConnection, events: Iterable[AuditRecorded]) 
     rows = [_row(e) for e in events]
     if not rows:
         return []
-    async with conn.cursor().copy(
-        "COPY audit_batch (occurred_at, event_id, actor_id, action, entity_type, entity_id, metadata, source)"
-        " FROM STDIN (FORMAT BINARY)"
-    ) as copy:
-        copy.set_types(["timestamptz", "text", "text", "text", "text", "text", "text", "text"])
-        for row in rows:
-            await copy.write_row(row)
+    await copy_rows(conn, "audit_batch (occurred_at, event_id, actor_id, action, entity_type, entity_id, metadata,"
+                    " source)", rows, ["timestamptz", "text", "text", "text", "text", "text", "text", "text"])
     return sorted({month_of(r[0]) for r in rows})
 
 

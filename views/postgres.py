@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import psycopg
@@ -18,6 +18,17 @@ def convert(exc: psycopg.Error) -> CohortflowError:
     if isinstance(exc, psycopg.IntegrityError | psycopg.DataError):
         return IntegrityError(f"PostgreSQL rejected the data: {exc}".strip())
     return CohortflowError(f"PostgreSQL error: {exc}".strip())
+
+
+async def copy_rows(conn: psycopg.AsyncConnection, target: str, rows: Iterable[tuple], types: list[str]) -> int:
+    """Binary COPY of ``rows`` into ``target`` (``table (columns)``) with ``types``; return how many went."""
+    written = 0
+    async with conn.cursor().copy(f"COPY {target} FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
+        for row in rows:
+            await copy.write_row(row)
+            written += 1
+    return written
 
 
 @contextmanager

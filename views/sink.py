@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from cohortflow.errors import IntegrityError, OperationalError
 from cohortflow.settings import Settings
-from views.postgres import convert
+from views.postgres import convert, copy_rows
 from views import audit, state_codec
 from views.clock import day_date, instant
 from views.contributions import DAY_FIELDS, FLOOR_FIELDS, GLOBAL_FIELDS, MENTOR_FIELDS, Row
@@ -509,27 +509,20 @@ async def stage_entities(conn: psycopg.AsyncConnection, entities: Iterable[tuple
     awaits anything: the worker folds the next batch into the same objects
     while this one commits. Follow with :data:`APPLY_ENTITIES` in the same transaction.
     """
-    written = 0
-    async with conn.cursor().copy("COPY entity_batch (kind, id, shard, body) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["text", "text", "int4", "bytea"])
-        for (kind, entity_id), shard, body in entities:
-            await copy.write_row((kind, entity_id, shard, body))
-            written += 1
-    return written
+    return await copy_rows(conn, "entity_batch (kind, id, shard, body)",
+                           ((kind, entity_id, shard, body) for (kind, entity_id), shard, body in entities),
+                           ["text", "text", "int4", "bytea"])
 
 
 async def stage_tails(conn: psycopg.AsyncConnection, tails: Mapping[EntityKey, tuple[int, Sequence[TailEvent]]]) -> int:
     """Binary COPY of tail events into the staging table; follow with :data:`APPLY_TAILS`."""
     if not tails:
         return 0
-    written = 0
-    async with conn.cursor().copy("COPY tail_batch (kind, id, seq, topic, value) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["text", "text", "int4", "text", "bytea"])
-        for (kind, entity_id), (first, events) in sorted(tails.items()):
-            for seq, (topic, value) in enumerate(events, first):
-                await copy.write_row((kind, entity_id, seq, topic, value))
-                written += 1
-    return written
+    return await copy_rows(conn, "tail_batch (kind, id, seq, topic, value)",
+                           ((kind, entity_id, seq, topic, value)
+                            for (kind, entity_id), (first, events) in sorted(tails.items())
+                            for seq, (topic, value) in enumerate(events, first)),
+                           ["text", "text", "int4", "text", "bytea"])
 
 
 async def write_entities(conn: psycopg.AsyncConnection, entities: Iterable[tuple[EntityKey, int, bytes]]) -> None:

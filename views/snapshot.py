@@ -18,6 +18,7 @@ from views.clock import day_date, instant
 from views.contributions import DAY_FIELDS, FLOOR_FIELDS, MENTOR_FIELDS
 from views.fold import EntityKey
 from views.memory import MemoryViews
+from views.postgres import copy_rows
 from views.sink import write_entities
 
 BaseRows = dict[str, dict[tuple, dict[str, Any]]]
@@ -120,9 +121,9 @@ async def write(conn: psycopg.AsyncConnection, base: BaseRows, entities: Iterabl
     if entities is not None:
         from streams.processor import shard_of  # the same mapping the worker uses
 
-        await _copy(conn, "consumer_offsets (topic, partition, next_offset)",
+        await copy_rows(conn, "consumer_offsets (topic, partition, next_offset)",
                     ((t, p, o) for (t, p), o in sorted(offsets.items())), ["text", "int4", "int8"])
-        await _copy(conn, "shard_fences (shard, version)", ((s, UNFENCED) for s in range(partitions)),
+        await copy_rows(conn, "shard_fences (shard, version)", ((s, UNFENCED) for s in range(partitions)),
                     ["int4", "int8"])
         await write_entities(conn, ((key, shard_of(key[1], partitions), body) for key, body in entities))
     extra = {"floor_counts": {"updated_at": now, "created_at": now}, "mentor_counts": {"updated_at": now},
@@ -142,7 +143,7 @@ async def write(conn: psycopg.AsyncConnection, base: BaseRows, entities: Iterabl
             continue
         more = extra.get(table, {})
         names = (*keys, *columns, *more)
-        await _copy(conn, f"{table} ({', '.join(names)})",
+        await copy_rows(conn, f"{table} ({', '.join(names)})",
                     ((*key, *(values[c] for c in columns), *more.values()) for key, values in sorted(base[table].items(),
                                                                                                       key=lambda kv: key_order(kv[0]))),
                     [types.get(n, "int4") for n in names])
@@ -152,9 +153,3 @@ def key_order(key: tuple) -> tuple:
     """A total order on row keys of mixed types (text, dates, booleans)."""
     return tuple("" if v is None else str(v) for v in key)
 
-
-async def _copy(conn: psycopg.AsyncConnection, target: str, rows: Iterable[tuple], types: list[str]) -> None:
-    async with conn.cursor().copy(f"COPY {target} FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(types)
-        for row in rows:
-            await copy.write_row(row)
