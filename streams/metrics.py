@@ -18,7 +18,7 @@ class PrometheusObserver(Observer):
                                     buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 20000, 50000))
         self.commit = Histogram("cohortflow_commit_seconds", "PostgreSQL commit time per batch", registry=r,
                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-        self.fold = Histogram("cohortflow_fold_seconds", "Fold time per batch (state loading included)",
+        self.fold = Histogram("cohortflow_fold_seconds", "Decode and fold time per batch (state loading included)",
                               registry=r, buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
         self.lag_gauge = Gauge("cohortflow_consumer_lag", "Records not yet applied, per partition",
                                ["topic", "partition"], registry=r)

@@ -55,6 +55,10 @@ TP = tuple[str, int]
 TAIL_FROM_BYTES = 1024
 TAIL_MAX_EVENTS = 16
 
+# Records decoded and folded at a time within a batch: small enough for their objects to stay in the
+# CPU's caches between the two (make bench-worker: a 10,000-record batch in one piece costs ~20% more).
+FOLD_CHUNK = 1000
+
 
 class Committer(Protocol):
     """Where a batch's transaction runs: the store itself, or :class:`streams.committer.ThreadedCommitter`."""
@@ -184,9 +188,7 @@ class BatchProcessor:
         fetched again from the new position.
         """
         report = BatchReport()
-        events: list[EventBase] = []
-        values: list[TailEvent] = []  # beside each event: what its entity's tail would keep of it
-        rejected: list[tuple[SourceRecord, Rejection]] = []
+        chunks: list[list[tuple[SourceRecord, str]]] = [[]]  # records to fold, with their topic's short name
         offsets: dict[TP, tuple[int | None, int]] = {}
         for tp, records in batch.items():
             if tp not in self.positions or epochs.get(tp) != self.epochs.get(tp):
@@ -199,38 +201,54 @@ class BatchProcessor:
                 if expected is not None and record.offset < expected:
                     continue  # applied before: its effect is in PostgreSQL already
                 last = record.offset
-                result = decode(record.topic, record.key, record.value, self.contract)
-                if isinstance(result, Rejection):
-                    rejected.append((record, result))
-                    report.rejected[result.reason.value] += 1
-                else:
-                    events.append(result)
-                    values.append((short, record.value))
-                    report.by_type[result.type] += 1
+                if len(chunks[-1]) == FOLD_CHUNK:
+                    chunks.append([])
+                chunks[-1].append((record, short))
             if last is not None:
                 offsets[tp] = (expected, last + 1)
         if not offsets:
             return Outcome(committed=False)
-        report.records = len(events) + len(rejected)
 
-        # Dead letters travel while the batch folds; they are acknowledged before the commit.
-        sending = asyncio.ensure_future(self.deadletters.send(rejected))
+        keys: list[EntityKey] = []
+        values: list[TailEvent] = []  # beside each key: what its entity's tail would keep of the event
+        rejected: list[tuple[SourceRecord, Rejection]] = []
+        effect = Effect()
         started = time.perf_counter()
         try:
-            keys = [entity_key(e) for e in events]
-            await self._load(set(keys))
-            effect = self.fold.apply(events, self.state)
+            # Decoded and folded a chunk at a time, while each chunk's objects are still in the CPU's caches;
+            # the chunks add up to the effect of the whole batch, which commits once.
+            for chunk in chunks:
+                events: list[EventBase] = []
+                for record, short in chunk:
+                    result = decode(record.topic, record.key, record.value, self.contract)
+                    if isinstance(result, Rejection):
+                        rejected.append((record, result))
+                        report.rejected[result.reason.value] += 1
+                    else:
+                        events.append(result)
+                        keys.append(entity_key(result))
+                        values.append((short, record.value))
+                        report.by_type[result.type] += 1
+                await self._load(set(keys[len(keys) - len(events):]))
+                self.fold.apply(events, self.state, effect)
             # Snapshot the states now: the next batch folds into the same objects while this one commits.
             changed, tails = self._snapshot(effect.changed, keys, values)
         except Exception:
             self._evict(list(self.fences))  # the cache may be half-updated: trust only PostgreSQL now
-            await asyncio.gather(sending, return_exceptions=True)
             raise
         report.fold_seconds = time.perf_counter() - started
-        await sending
+        report.records = len(keys) + len(rejected)
 
-        # This batch builds on the previous one (its fences and offsets): that one must have committed.
-        if not await self.drain():
+        # Dead letters travel while the previous batch's commit ends; they are acknowledged before this commit.
+        sending = asyncio.ensure_future(self.deadletters.send(rejected))
+        try:
+            # This batch builds on the previous one (its fences and offsets): that one must have committed.
+            drained = await self.drain()
+        except BaseException:
+            await asyncio.gather(sending, return_exceptions=True)
+            raise
+        await sending
+        if not drained:
             return Outcome(committed=False)  # it did not: the cache is gone and the consumer seeks back
         fences = {shard: self.fences.get(shard, 0) for shard, _ in changed.values()}
         fences.update((self.shards[key], self.fences.get(self.shards[key], 0)) for key in tails)
@@ -242,7 +260,7 @@ class BatchProcessor:
             self.fences[shard] = fences[shard] + 1
         for tp, (_, new) in offsets.items():
             self.positions[tp] = new
-        return Outcome(committed=True, records=report.records, events=len(events), rejected=len(rejected))
+        return Outcome(committed=True, records=report.records, events=len(keys), rejected=len(rejected))
 
     def _snapshot(self, touched: set[EntityKey], keys: list[EntityKey], values: list[TailEvent]
                   ) -> tuple[dict[EntityKey, tuple[int, bytes]], dict[EntityKey, tuple[int, list[TailEvent]]]]:

@@ -139,8 +139,14 @@ class Fold:
     def __init__(self, config: FoldConfig | None = None) -> None:
         self.config = config or FoldConfig()
 
-    def apply(self, events: Iterable[EventBase], state: State) -> Effect:
-        effect = Effect()
+    def apply(self, events: Iterable[EventBase], state: State, into: Effect | None = None) -> Effect:
+        """Fold ``events`` into ``state``; return the change to the views (added to ``into`` when given).
+
+        Folding a batch as consecutive chunks into one effect gives the effect of
+        folding it whole (up to fields whose changes cancel out, left as 0), so
+        the worker can fold a large batch in cache-sized pieces and commit once.
+        """
+        effect = Effect() if into is None else into
         by_entity: dict[EntityKey, list[tuple[int, EventBase]]] = defaultdict(list)
         newest_of_day: dict[int, int] = {}  # every event names its date's row and moves its as_of
         kind_of_type = _KIND_OF_TYPE

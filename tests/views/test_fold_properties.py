@@ -108,3 +108,27 @@ def test_folding_shares_of_the_partitions_apart_and_merging_gives_the_same_views
     whole = fold_batches([events])
     assert merged.views(CONFIG) == whole.views(CONFIG)
     assert merged.unread == whole.unread
+
+
+@PROPERTY
+@given(st.data(), adversarial_events(DEFAULT_CONTRACT))
+def test_a_batch_folded_in_chunks_into_one_effect_gives_the_views_of_folding_it_whole(data, events) -> None:
+    """What the worker relies on to fold a large batch in cache-sized chunks and commit it once."""
+    before, batch = data.draw(st.integers(0, len(events)).map(lambda cut: (events[:cut], events[cut:])))
+    chunks = data.draw(partitionings(batch))
+    state, views, folder = State(), MemoryViews(), Fold()
+    views.apply(folder.apply(before, state))
+    effect = folder.apply([], state)
+    for chunk in chunks:
+        assert folder.apply(chunk, state, effect) is effect
+    whole_state, whole = State(), MemoryViews()
+    whole.apply(folder.apply(before, whole_state))
+    whole_effect = folder.apply(batch, whole_state)
+    assert effect.changed == whole_effect.changed
+    # Badges are absolute: an inbox whose count moved and moved back may be written again, with its count.
+    assert whole_effect.unread.items() <= effect.unread.items()
+    assert all(n == state.entities[("n", u)].unread for u, n in effect.unread.items())
+    views.apply(effect)
+    whole.apply(whole_effect)
+    assert views.views(CONFIG) == whole.views(CONFIG) == oracle.recompute(events)
+    assert views.unread == whole.unread
