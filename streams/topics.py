@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from cohortflow.errors import IntegrityError, ServiceUnavailable
@@ -54,6 +55,24 @@ async def describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, in
     if not present:
         return {}
     return {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(present)}
+
+
+async def max_message_bytes(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """The largest record batch each topic accepts: its ``max.message.bytes``, the broker's default included."""
+    if not names:
+        return {}
+    found: dict[str, int] = {}
+    for response in await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None}) for name in names]
+    ):
+        for resource in response.to_object()["resources"]:
+            if resource["error_code"]:
+                raise ServiceUnavailable(f"the broker did not describe topic {resource['resource_name']}:"
+                                         f" {resource['error_message'] or resource['error_code']}")
+            for entry in resource["config_entries"]:
+                if entry["config_names"] == "max.message.bytes":
+                    found[resource["resource_name"]] = int(entry["config_value"])
+    return found
 
 
 async def ensure_topics(settings: Settings, partitions: int | None = None) -> list[TopicState]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cohortflow.settings import Settings
+from cohortflow.settings import Settings, env_name
 from tests import oracle
 from tests.logs import adversarial_log, expected_deadletters, valid_events
 from tests.streams.harness import (
@@ -99,7 +99,9 @@ def test_large_entities_keep_tails_that_a_restart_replays(stack: Settings, logs_
     log = adversarial_log(seed=13, size=12_000, students=25, contract=stack.contract)  # ~480 records a student
     half = len(log) // 2
     asyncio.run(publish(stack, records_of(log[:half])))
-    worker = Worker(stack, logs_dir / "worker.log").start()
+    # Tails start at an entity's second batch: keep batches small, whatever one fetch could bring.
+    batches = {env_name("batch_max_records"): "500"}
+    worker = Worker(stack, logs_dir / "worker.log", **batches).start()
     try:
         wait_caught_up(stack, workers=[worker])
     finally:
@@ -113,7 +115,7 @@ def test_large_entities_keep_tails_that_a_restart_replays(stack: Settings, logs_
 
     # A new worker loads every entity from its stored state and tail; the rest of the log builds on them.
     asyncio.run(publish(stack, records_of(log[half:])))
-    worker = Worker(stack, logs_dir / "worker2.log").start()
+    worker = Worker(stack, logs_dir / "worker2.log", **batches).start()
     try:
         wait_caught_up(stack, workers=[worker])
     finally:
