@@ -219,6 +219,7 @@ class BatchProcessor:
             # the chunks add up to the effect of the whole batch, which commits once.
             for chunk in chunks:
                 events: list[EventBase] = []
+                chunk_keys: list[EntityKey] = []
                 for record, short in chunk:
                     result = decode(record.topic, record.key, record.value, self.contract)
                     if isinstance(result, Rejection):
@@ -226,11 +227,12 @@ class BatchProcessor:
                         report.rejected[result.reason.value] += 1
                     else:
                         events.append(result)
-                        keys.append(entity_key(result))
+                        chunk_keys.append(entity_key(result))
                         values.append((short, record.value))
                         report.by_type[result.type] += 1
-                await self._load(set(keys[len(keys) - len(events):]))
-                self.fold.apply(events, self.state, effect)
+                await self._load(set(chunk_keys))
+                self.fold.apply(events, self.state, effect, chunk_keys)
+                keys += chunk_keys
             # Snapshot the states now: the next batch folds into the same objects while this one commits.
             changed, tails = self._snapshot(effect.changed, keys, values)
         except Exception:

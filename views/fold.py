@@ -139,20 +139,24 @@ class Fold:
     def __init__(self, config: FoldConfig | None = None) -> None:
         self.config = config or FoldConfig()
 
-    def apply(self, events: Iterable[EventBase], state: State, into: Effect | None = None) -> Effect:
+    def apply(self, events: Iterable[EventBase], state: State, into: Effect | None = None,
+              keys: Iterable[EntityKey] | None = None) -> Effect:
         """Fold ``events`` into ``state``; return the change to the views (added to ``into`` when given).
 
         Folding a batch as consecutive chunks into one effect gives the effect of
         folding it whole (up to fields whose changes cancel out, left as 0), so
         the worker can fold a large batch in cache-sized pieces and commit once.
+        ``keys``, when given, is :func:`entity_key` of each event (the worker has them already).
         """
         effect = Effect() if into is None else into
         by_entity: dict[EntityKey, list[tuple[int, EventBase]]] = defaultdict(list)
         newest_of_day: dict[int, int] = {}  # every event names its date's row and moves its as_of
-        kind_of_type = _KIND_OF_TYPE
-        for event in events:
+        if keys is None:
+            events = list(events)
+            keys = [entity_key(event) for event in events]
+        for event, key in zip(events, keys, strict=True):
             ts = micros(event.occurred_at)
-            by_entity[(kind_of_type[event.type], event.key)].append((ts, event))  # type: ignore[attr-defined]
+            by_entity[key].append((ts, event))
             day = ts // US_PER_DAY
             if ts > newest_of_day.get(day, -1 << 62):
                 newest_of_day[day] = ts
