@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_worker import workload  # noqa: E402
 from cohortflow.settings import Settings, load_settings  # noqa: E402
 from streams.topics import delete_topics, ensure_topics  # noqa: E402
-from tests.streams.harness import Worker, end_offsets, environment, publish, stored_offsets  # noqa: E402
+from tests.streams.harness import Worker, end_offsets, environment, publish, stop_process, stored_offsets  # noqa: E402
 from views.api import auth  # noqa: E402
 from views.badges import badge_channel  # noqa: E402
 from views.migrate import migrate  # noqa: E402
@@ -364,15 +364,6 @@ def start_api(env: dict, port: int, processes: int, tag: str) -> subprocess.Pope
             time.sleep(0.2)
 
 
-def stop_api(api: subprocess.Popen) -> None:
-    api.terminate()
-    try:
-        api.wait(15)
-    except subprocess.TimeoutExpired:
-        api.kill()
-        api.wait(5)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000, help="records of the log folded into the views")
@@ -439,7 +430,7 @@ def main() -> None:
                 figures[name]["api_cpu_cores"] = (_cpu_seconds(api.pid) - cpu) / (time.monotonic() - began_mix)
             figures["load_average_after"] = list(os.getloadavg())
             results["runs"].append(figures)
-            stop_api(api)
+            stop_process(api, 15)
             api = None
         for name in ("summary_reads", "badge_reads"):
             results[name] = medians([r[name] for r in results["runs"]])
@@ -449,7 +440,7 @@ def main() -> None:
                                             .splitlines() if line.startswith("VmRSS"))) * 1024
     finally:
         if api is not None:
-            stop_api(api)
+            stop_process(api, 15)
         if worker is not None:
             worker.stop()
         from schemas.topics import EVENT_TOPICS, topic_name

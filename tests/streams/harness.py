@@ -34,6 +34,18 @@ def environment(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
+def stop_process(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` has not ended within ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)
+
+
 class Worker:
     """One `cohortflow worker` process."""
 
@@ -57,12 +69,8 @@ class Worker:
             self.proc.wait(30)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc:
+            stop_process(self.proc, 30)
 
     @property
     def alive(self) -> bool:
@@ -181,3 +189,18 @@ def compare(got: dict, expected: dict) -> list[str]:
                     fields = {f: (a.get(f), b.get(f)) for f in b if a.get(f) != b.get(f)}
                     problems.append(f"{view}[{key!r}]: {fields}")
     return problems
+
+
+def records_of(log: Iterable) -> list[tuple[str, bytes | None, bytes | None]]:
+    """The ``(topic, key, value)`` records of an adversarial log, for :func:`publish`."""
+    return [(r.topic.value, r.key, r.value) for r in log]
+
+
+def fold_log(settings: Settings, log: Iterable, worker_log: Path, **extra: str) -> None:
+    """Publish the records of an adversarial log, let one worker apply them all, stop it."""
+    asyncio.run(publish(settings, records_of(log)))
+    worker = Worker(settings, worker_log, **extra).start()
+    try:
+        wait_caught_up(settings, workers=[worker])
+    finally:
+        worker.stop()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from cohortflow.settings import Settings
 from tests.logs import adversarial_log, valid_events
-from tests.streams.harness import ROOT, Worker, applied, publish, redis_badges, wait_caught_up
-from tests.streams.test_worker import assert_views_match, expected_badges, records_of
+from tests.streams.harness import ROOT, Worker, applied, publish, records_of, redis_badges, wait_caught_up
+from tests.streams.test_worker import assert_views_match, expected_badges
 from tests.views.test_audit import expected_rows as expected_audit_rows, stored as audit_rows
 
 

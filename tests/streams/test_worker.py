@@ -15,17 +15,15 @@ from tests.streams.harness import (
     Worker,
     compare,
     deadletters,
+    fold_log,
     publish,
+    records_of,
     redis_badges,
     stored_offsets,
     views,
     wait_caught_up,
 )
 from views.fold import Fold, State  # noqa: F401  (imported so a broken fold fails collection loudly)
-
-
-def records_of(log) -> list[tuple[str, bytes | None, bytes | None]]:
-    return [(r.topic.value, r.key, r.value) for r in log]
 
 
 def expected_badges(events) -> dict[str, dict[str, int]]:
@@ -71,20 +69,10 @@ def test_adversarial_log_of_50000_records_gives_the_oracle_views(stack: Settings
 
 def test_a_restart_resumes_from_the_stored_offsets_without_replaying(stack: Settings, logs_dir: Path) -> None:
     first = adversarial_log(seed=11, size=3_000, contract=stack.contract)
-    asyncio.run(publish(stack, records_of(first)))
-    worker = Worker(stack, logs_dir / "worker.log").start()
-    try:
-        wait_caught_up(stack, workers=[worker])
-    finally:
-        worker.stop()
+    fold_log(stack, first, logs_dir / "worker.log")
     offsets = stored_offsets(stack)
     second = adversarial_log(seed=12, size=2_000, contract=stack.contract)
-    asyncio.run(publish(stack, records_of(second)))
-    worker = Worker(stack, logs_dir / "worker2.log").start()
-    try:
-        wait_caught_up(stack, workers=[worker])
-    finally:
-        worker.stop()
+    fold_log(stack, second, logs_dir / "worker2.log")
     after = stored_offsets(stack)
     assert all(after[tp] >= offsets[tp] for tp in offsets)
     assert_views_match(stack, valid_events(first) + valid_events(second))
@@ -98,14 +86,9 @@ def test_large_entities_keep_tails_that_a_restart_replays(stack: Settings, logs_
 
     log = adversarial_log(seed=13, size=12_000, students=25, contract=stack.contract)  # ~480 records a student
     half = len(log) // 2
-    asyncio.run(publish(stack, records_of(log[:half])))
     # Tails start at an entity's second batch: keep batches small, whatever one fetch could bring.
     batches = {env_name("batch_max_records"): "500"}
-    worker = Worker(stack, logs_dir / "worker.log", **batches).start()
-    try:
-        wait_caught_up(stack, workers=[worker])
-    finally:
-        worker.stop()
+    fold_log(stack, log[:half], logs_dir / "worker.log", **batches)
     with psycopg.connect(stack.postgres_url, options=f"-c search_path={stack.postgres_schema}") as conn:
         tails = conn.execute("SELECT count(*), count(DISTINCT (kind, id)) FROM entity_tail").fetchone()
         large = conn.execute("SELECT count(*) FROM entity_state WHERE length(body) >= %s",
@@ -114,12 +97,7 @@ def test_large_entities_keep_tails_that_a_restart_replays(stack: Settings, logs_
     assert_views_match(stack, valid_events(log[:half]))
 
     # A new worker loads every entity from its stored state and tail; the rest of the log builds on them.
-    asyncio.run(publish(stack, records_of(log[half:])))
-    worker = Worker(stack, logs_dir / "worker2.log", **batches).start()
-    try:
-        wait_caught_up(stack, workers=[worker])
-    finally:
-        worker.stop()
+    fold_log(stack, log[half:], logs_dir / "worker2.log", **batches)
     assert_views_match(stack, valid_events(log))
     wanted = expected_badges(valid_events(log))
     assert {u: b for u, b in redis_badges(stack).items() if b != {"unread": 0}} == wanted

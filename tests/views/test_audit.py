@@ -9,7 +9,6 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import orjson
 import psycopg
 import pytest
 from psycopg import sql
@@ -18,8 +17,7 @@ from cohortflow.settings import Settings
 from schemas.events import AuditRecorded, AuditRecordedData
 from tests import oracle
 from tests.logs import adversarial_log, valid_events
-from tests.streams.harness import Worker, applied, publish, wait_caught_up
-from tests.streams.test_worker import records_of
+from tests.streams.harness import Worker, applied, publish, records_of, wait_caught_up
 from views import audit
 from views.audit import AuditError, AuditFilter, BadAuditQuery
 

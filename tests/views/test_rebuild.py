@@ -18,8 +18,7 @@ from cohortflow.errors import IntegrityError
 from cohortflow.settings import Settings, load_settings
 from tests import oracle
 from tests.logs import adversarial_log, valid_events
-from tests.streams.harness import Worker, compare, environment, publish, views, wait_caught_up
-from tests.streams.test_worker import records_of
+from tests.streams.harness import Worker, compare, environment, publish, records_of, views, wait_caught_up
 from views.badges import badge_key
 from views.rebuild import rebuild
 from views.validate import validate

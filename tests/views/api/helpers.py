@@ -21,8 +21,7 @@ import psycopg
 from cohortflow.settings import Settings, load_settings
 from tests.conftest import _cleanup, _require_services
 from tests.logs import adversarial_log, valid_events
-from tests.streams.harness import ROOT, Worker, environment, publish, wait_caught_up
-from tests.streams.test_worker import records_of
+from tests.streams.harness import ROOT, environment, fold_log, stop_process
 from views.api import auth
 from views.api.app import create_app
 
@@ -73,12 +72,7 @@ async def walk(http: httpx.AsyncClient, url: str, headers: dict, limit: int, **p
 def ingest(settings: Settings, logs: Path, *, seed: int, size: int) -> list:
     """Publish an adversarial log and let a real worker fold it; the log's valid events."""
     log = adversarial_log(seed=seed, size=size, contract=settings.contract)
-    asyncio.run(publish(settings, records_of(log)))
-    worker = Worker(settings, logs / "worker.log").start()
-    try:
-        wait_caught_up(settings, workers=[worker])
-    finally:
-        worker.stop()
+    fold_log(settings, log, logs / "worker.log")
     return valid_events(log)
 
 
@@ -131,9 +125,4 @@ def served(settings: Settings, log: Path, *args: str, **env: str) -> Iterator[st
         yield url
         assert api.poll() is None, log.read_text()[-3000:]
     finally:
-        api.terminate()
-        try:
-            api.wait(10)
-        except subprocess.TimeoutExpired:
-            api.kill()
-            api.wait(5)
+        stop_process(api, 10)
