@@ -143,9 +143,10 @@ class Fold:
               keys: Iterable[EntityKey] | None = None) -> Effect:
         """Fold ``events`` into ``state``; return the change to the views (added to ``into`` when given).
 
-        Folding a batch as consecutive chunks into one effect gives the effect of
-        folding it whole (up to fields whose changes cancel out, left as 0), so
-        the worker can fold a large batch in cache-sized pieces and commit once.
+        Folding a batch as consecutive chunks into one effect gives the views of
+        folding it whole (the effect may also carry changes that cancel out, as 0
+        deltas or absolute values written again), so the worker can fold a large
+        batch in cache-sized pieces and commit once.
         ``keys``, when given, is :func:`entity_key` of each event (the worker has them already).
         """
         effect = Effect() if into is None else into
