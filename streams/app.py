@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = (0.2, 0.5, 1, 2, 5)
 M_MMAP_THRESHOLD = -3  # mallopt(3) parameter
+DEFAULT_FETCH_BYTES = 1024 * 1024  # per partition, until the topics' limits are known
 
 
 def _mmap_large_buffers() -> None:
@@ -216,7 +217,8 @@ class Runtime:
 
     async def _check_topics(self) -> tuple[int, int]:
         """The contract topics' one partition count (one shard per number) and the largest batch they accept."""
-        names = [topic_name(self.settings.topic_prefix, t) for t in Topic]
+        name_of = {t: topic_name(self.settings.topic_prefix, t) for t in Topic}
+        names = list(name_of.values())
         async with admin_client(self.settings) as admin:
             counts = await describe(admin, names)
             missing = [n for n in names if n not in counts]
@@ -224,8 +226,8 @@ class Runtime:
                 raise ServiceUnavailable(f"topics {', '.join(missing)} do not exist: run `cohortflow topics ensure`")
             if len(set(counts.values())) != 1:
                 raise OperationalError(f"the contract topics must have one partition count, found {counts}")
-            limits = await max_message_bytes(admin, [topic_name(self.settings.topic_prefix, t) for t in EVENT_TOPICS])
-        return next(iter(counts.values())), max(limits.values(), default=1024 * 1024)
+            limits = await max_message_bytes(admin, [name_of[t] for t in EVENT_TOPICS])
+        return next(iter(counts.values())), max(limits.values(), default=DEFAULT_FETCH_BYTES)
 
     async def stop(self) -> None:
         if self.processor is not None and self.processor.committing is not None:
@@ -336,7 +338,7 @@ def create_app(settings: Settings, observer: Observer | None = None) -> Cohortfl
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=settings.batch_max_records,
-        consumer_max_fetch_size=1024 * 1024,  # raised to the topics' max.message.bytes by Runtime.start
+        consumer_max_fetch_size=DEFAULT_FETCH_BYTES,  # set to the topics' max.message.bytes by Runtime.start
         broker_commit_livelock_soft_timeout=24 * 3600,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),

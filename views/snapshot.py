@@ -122,9 +122,9 @@ async def write(conn: psycopg.AsyncConnection, base: BaseRows, entities: Iterabl
         from streams.processor import shard_of  # the same mapping the worker uses
 
         await copy_rows(conn, "consumer_offsets (topic, partition, next_offset)",
-                    ((t, p, o) for (t, p), o in sorted(offsets.items())), ["text", "int4", "int8"])
+                        ((t, p, o) for (t, p), o in sorted(offsets.items())), ["text", "int4", "int8"])
         await copy_rows(conn, "shard_fences (shard, version)", ((s, UNFENCED) for s in range(partitions)),
-                    ["int4", "int8"])
+                        ["int4", "int8"])
         await write_entities(conn, ((key, shard_of(key[1], partitions), body) for key, body in entities))
     extra = {"floor_counts": {"updated_at": now, "created_at": now}, "mentor_counts": {"updated_at": now},
              "daily_counts": {"updated_at": now, "steps_changed_at": now}, "badges": {"rev": 1}}
@@ -143,10 +143,10 @@ async def write(conn: psycopg.AsyncConnection, base: BaseRows, entities: Iterabl
             continue
         more = extra.get(table, {})
         names = (*keys, *columns, *more)
+        ordered = sorted(base[table].items(), key=lambda kv: key_order(kv[0]))
         await copy_rows(conn, f"{table} ({', '.join(names)})",
-                    ((*key, *(values[c] for c in columns), *more.values()) for key, values in sorted(base[table].items(),
-                                                                                                      key=lambda kv: key_order(kv[0]))),
-                    [types.get(n, "int4") for n in names])
+                        ((*key, *(values[c] for c in columns), *more.values()) for key, values in ordered),
+                        [types.get(n, "int4") for n in names])
 
 
 def key_order(key: tuple) -> tuple:
