@@ -22,19 +22,28 @@ from views.sink import BadgeUpdate
 
 log = logging.getLogger(__name__)
 
-# KEYS[1] badge hash; ARGV rev, unread, pending ('' for none), channel, user_id
+# KEYS: badge hashes; ARGV[1] channel; ARGV[2] a JSON array beside KEYS of [rev, unread, pending ('' for
+# none), message], all strings. One call applies a whole chunk: per-command packing was most of the cost.
 _WRITE = """
-local held = redis.call('HGET', KEYS[1], 'rev')
-if held and tonumber(held) >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'unread', ARGV[2])
-if ARGV[3] == '' then
-  redis.call('HDEL', KEYS[1], 'pending_reviews')
-else
-  redis.call('HSET', KEYS[1], 'pending_reviews', ARGV[3])
+local rows = cjson.decode(ARGV[2])
+local applied = 0
+for i, key in ipairs(KEYS) do
+  local row = rows[i]
+  local held = redis.call('HGET', key, 'rev')
+  if not held or tonumber(held) < tonumber(row[1]) then
+    redis.call('HSET', key, 'rev', row[1], 'unread', row[2])
+    if row[3] == '' then
+      redis.call('HDEL', key, 'pending_reviews')
+    else
+      redis.call('HSET', key, 'pending_reviews', row[3])
+    end
+    redis.call('PUBLISH', ARGV[1], row[4])
+    applied = applied + 1
+  end
 end
-redis.call('PUBLISH', ARGV[4], ARGV[5])
-return 1
+return applied
 """
+WRITE_CHUNK = 1000  # badges per script call: bounds how long one call holds Redis
 
 
 def badge_key(prefix: str, user_id: str) -> str:
@@ -61,8 +70,7 @@ class RedisBadges:
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.exists(self.marker)
-                for update in updates:
-                    await self._queue(pipe, update)
+                await self._queue(pipe, updates)
                 results = await pipe.execute()
         except RedisError as exc:
             log.warning("Redis write of %d badges failed (%s); they will be restored from PostgreSQL", len(updates), exc)
@@ -72,12 +80,15 @@ class RedisBadges:
             self.needs_restore = True
         return sum(results[1:])
 
-    async def _queue(self, pipe, update: BadgeUpdate) -> None:  # noqa: ANN001 - redis pipeline
-        pending = "" if update.pending_reviews is None else str(update.pending_reviews)
-        message = orjson.dumps({"user_id": update.user_id, "unread": update.unread,
-                                "pending_reviews": update.pending_reviews, "rev": update.rev})
-        await self._script(keys=[badge_key(self.prefix, update.user_id)],
-                     args=[update.rev, update.unread, pending, self.channel, message], client=pipe)
+    async def _queue(self, pipe, updates: list[BadgeUpdate]) -> None:  # noqa: ANN001 - redis pipeline
+        """Queue the script calls that apply ``updates``, a chunk per call."""
+        for start in range(0, len(updates), WRITE_CHUNK):
+            chunk = updates[start:start + WRITE_CHUNK]
+            rows = [[str(u.rev), str(u.unread), "" if u.pending_reviews is None else str(u.pending_reviews),
+                     orjson.dumps({"user_id": u.user_id, "unread": u.unread, "pending_reviews": u.pending_reviews,
+                                   "rev": u.rev}).decode()] for u in chunk]
+            await self._script(keys=[badge_key(self.prefix, u.user_id) for u in chunk],
+                               args=[self.channel, orjson.dumps(rows)], client=pipe)
 
     async def restore(self, pages: Callable[[str], Awaitable[list[BadgeUpdate]]]) -> int:
         """Write every badge PostgreSQL holds (page by page, in user_id order), then vouch for it.
@@ -96,8 +107,7 @@ class RedisBadges:
                 if not page:
                     break
                 async with self.client.pipeline(transaction=False) as pipe:
-                    for update in page:
-                        await self._queue(pipe, update)
+                    await self._queue(pipe, page)
                     written += sum(await pipe.execute())
                 after = page[-1].user_id
             if (await self.client.get(self.marker)) != token.encode():
