@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 import orjson
 import redis.asyncio as aioredis
@@ -48,6 +48,12 @@ WRITE_CHUNK = 1000  # badges per script call: bounds how long one call holds Red
 
 def badge_key(prefix: str, user_id: str) -> str:
     return f"{prefix}badge:{user_id}"
+
+
+def held_badge(raw: Mapping[bytes, bytes]) -> tuple[int, int | None, int]:
+    """``(unread, pending_reviews, rev)`` of a badge hash as Redis returns it; no hash reads ``(0, None, 0)``."""
+    pending = raw.get(b"pending_reviews")
+    return int(raw.get(b"unread", 0)), None if pending is None else int(pending), int(raw.get(b"rev", 0))
 
 
 def badge_channel(prefix: str) -> str:
@@ -118,11 +124,3 @@ class RedisBadges:
             log.warning("restoring badges into Redis failed (%s); will retry", exc)
             self.needs_restore = True
         return written
-
-    async def read(self, user_id: str) -> dict[str, int]:
-        """One badge as the API serves it: unread, and pending_reviews for mentors."""
-        raw = await self.client.hgetall(badge_key(self.prefix, user_id))
-        badge = {"unread": int(raw.get(b"unread", 0))}
-        if b"pending_reviews" in raw:
-            badge["pending_reviews"] = int(raw[b"pending_reviews"])
-        return badge

@@ -28,7 +28,7 @@ from psycopg import sql
 from cohortflow.settings import Settings
 from streams.replay import ReplayStats
 from views import snapshot
-from views.badges import badge_key
+from views.badges import badge_key, held_badge
 from views.rebuild import VIEWS, RebuildError, fold_log
 
 # Set where they still hold the snapshot's value rather than corrected by a delta: registers, instants,
@@ -121,11 +121,9 @@ def _redis(settings: Settings, expected: dict, revs: dict[str, int]) -> list[Dif
         held = {key.decode()[len(prefix):]: client.hgetall(key)
                 for key in client.scan_iter(match=f"{prefix}*", count=1000)}
     for (user,), want in expected.items():
-        raw = held.get(user, {})
-        if int(raw.get(b"rev", 0)) > revs.get(user, 0):
+        unread, pending, rev = held_badge(held.get(user, {}))
+        if rev > revs.get(user, 0):
             continue  # Redis is newer than the snapshot: the worker moved on
-        unread = int(raw[b"unread"]) if b"unread" in raw else 0
-        pending = int(raw[b"pending_reviews"]) if b"pending_reviews" in raw else None
         if unread != want["unread"]:
             found.append(Difference("notifications", "redis", (user,), "unread", unread, want["unread"]))
         if pending != want["pending_reviews"]:

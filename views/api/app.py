@@ -37,7 +37,7 @@ from views import audit as trail
 from views.api import models
 from views.api.params import BOOLEAN, INTEGER, ISO_DATE, ISO_DATETIME, unknown_query_parameter
 from views.api.auth import Principal, RateLimiter, Tokens
-from views.badges import badge_channel, badge_key
+from views.badges import badge_channel, badge_key, held_badge
 from views.queries import exact_json
 
 MAX_LIMIT = 500
@@ -511,10 +511,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     async def badge_and_rev(request: Request, user_id: str) -> tuple[dict, int]:
         raw = await request.app.state.redis.hgetall(badge_key(settings.redis_prefix, user_id))
-        out = {"user_id": user_id, "unread": int(raw.get(b"unread", 0))}
-        if b"pending_reviews" in raw:
-            out["pending_reviews"] = int(raw[b"pending_reviews"])
-        return out, int(raw.get(b"rev", 0))
+        unread, pending, rev = held_badge(raw)
+        out = {"user_id": user_id, "unread": unread}
+        if pending is not None:
+            out["pending_reviews"] = pending
+        return out, rev
 
     @v1.get("/v1/notifications/{user_id}", response_model=models.Badge, tags=["notifications"],
             responses=VIEW_RESPONSES)
