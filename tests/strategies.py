@@ -169,7 +169,9 @@ ENVELOPE_FIELDS = ["event_id", "type", "schema_version", "occurred_at", "source"
 DATA_FIELDS = sorted({"pillar", "attempt", "decision", "role", "metadata", "mentor_id", "campus", "floor", "kind"})
 ODD_VALUES = st.one_of(
     json_values(),
-    st.sampled_from(["", "0", "2026-11-23T10:15:30", "approved", "clt", "stu-1", 0, 1, -1, 2, 1.0, True, None, [], {}]),
+    st.sampled_from(["", "0", "2026-11-23T10:15:30", "approved", "clt", "stu-1", 0, 1, -1, 2, 1.0, True, None]),
+    st.builds(list),  # a fresh one each time: a shared literal, mutated as `data`, could end up inside itself
+    st.builds(dict),
     st.sampled_from(EVENT_TYPES),
 )
 
