@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv services services-down status demo test test-unit lock clean bench bench-quick bench-worker bench-rebuild bench-audit bench-api
+.PHONY: help venv services services-down status demo test test-unit lock clean bench bench-quick bench-worker bench-rebuild bench-audit bench-api bench-simulator
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -56,6 +56,9 @@ bench-audit: services ## Audit trail: ingest rate, first pages, cursor walk, arc
 
 bench-rebuild: services ## cohortflow rebuild of 1,000,000 records (issue 6); ARGS=--full adds 10,000,000.
 	$(BIN)/python bench/bench_rebuild.py $(ARGS)
+
+bench-simulator: services ## Simulator: CPU a published record at 20,000 records/s, median of 3 (issue 5).
+	$(BIN)/python bench/bench_simulator.py $(ARGS)
 
 bench-api: services ## Read API: p50/p99 at 1,000 req/s (summaries, badges), SSE clients per process (issue 4).
 	$(BIN)/python bench/bench_api.py $(ARGS)

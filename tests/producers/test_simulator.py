@@ -116,16 +116,10 @@ def test_sends_to_the_real_broker_at_the_requested_rate(stack) -> None:
         assert not isinstance(decode(record.topic, record.key, record.value, stack.contract), Rejection)
 
 
-def test_keeps_up_with_20000_records_per_second(stack) -> None:
-    # The floor for this machine. Wall-clock rate depends on what else shares its 2 cores, so the
-    # assertion is on the simulator's own CPU time: under 1/25,000 s per acknowledged record means one core
-    # sustains more than 20,000/s with room to spare (about 43,000/s measured on an idle machine).
-    import time
-
+def test_publishes_100000_records_paced_at_20000_per_second(stack) -> None:
+    # Every record is acknowledged, and the pacing never runs ahead of the rate. What the simulator costs a
+    # record (the 20,000/s floor) is a benchmark, never a timed test: bench/bench_simulator.py.
     records = cohort_records(seed=5, campuses=20, students=20_000, pillars=stack.pillars)
-    cpu = time.process_time()
     stats = asyncio.run(send(stack, records, 100_000, rate=20_000))
-    cpu = time.process_time() - cpu
-    print(f"100,000 records at 20,000/s: {stats.seconds:.2f} s wall ({stats.rate:,.0f}/s), {cpu:.2f} s CPU")
     assert stats.records == 100_000
-    assert cpu < 100_000 / 25_000, cpu
+    assert stats.seconds >= 100_000 / 20_000 * 0.95, stats.seconds
