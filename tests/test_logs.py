@@ -491,13 +491,13 @@ def test_valid_records_are_written_the_ways_producers_write_them(log: list[Recor
     assert any(b'"trace_id"' in r.value for r in values)  # type: ignore[operator]
 
 
-def test_fifty_thousand_records_in_a_few_seconds() -> None:
+def test_fifty_thousand_records_of_one_seed() -> None:
+    # How long generation takes is printed, never asserted (timing belongs in bench/, not in tests).
     began = time.perf_counter()
     records = adversarial_log(2026, 50_000)
-    elapsed = time.perf_counter() - began
-    print(f"\nadversarial_log(2026, 50_000): {elapsed:.2f} s")
+    print(f"\nadversarial_log(2026, 50_000): {time.perf_counter() - began:.2f} s")
     assert len(records) == 50_000
-    assert elapsed < 10, f"50,000 records took {elapsed:.1f} s"
+    assert records == adversarial_log(2026, 50_000)
 
 
 # --- the strategies ----------------------------------------------------------------------------
