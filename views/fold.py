@@ -15,24 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from schemas.events import (
-    AuditRecorded,
-    EventBase,
-    LoginFailed,
-    LoginSucceeded,
-    MentorJoined,
-    MentorLeft,
-    MentorTransferred,
-    NotificationCreated,
-    NotificationRead,
-    NotificationReadAll,
-    ReviewCompleted,
-    StudentAssigned,
-    StudentEnrolled,
-    StudentTransferred,
-    StudentWithdrawn,
-    SubmissionSubmitted,
-)
+from schemas.events import AuditRecorded, EventBase
 from views.clock import US_PER_DAY, day_of, micros
 from views.contributions import EMPTY, GLOBAL, Counts, Row, _add, diff, mentor_contribution
 from views.entities import Actor, Inbox, Logins, Mentor, Notification, Review, Student
@@ -207,24 +190,25 @@ class Fold:
         changed = ts > s.max_ts
         s.max_ts = max(s.max_ts, ts)
         eid = event.event_id
-        if isinstance(event, SubmissionSubmitted):
+        kind = event.type  # dispatch on the type: events come as the pydantic models or as schemas.structs Structs
+        if kind == "submission.submitted":
             d = event.data
             return s.apply_submitted(ts, eid, d.submission_id, d.pillar, d.attempt, touched) | changed
-        if isinstance(event, ReviewCompleted):
+        if kind == "review.completed":
             d = event.data
             effect.named.add(("M", d.mentor_id))
             review = Review(ts, eid, d.submission_id, d.attempt, d.mentor_id, d.decision == "approved")
             return s.apply_review(d.review_id, review, touched) | changed
-        if isinstance(event, StudentEnrolled):
+        if kind == "student.enrolled":
             d = event.data
             effect.named.add(("F", d.campus, d.floor))
             return s.apply_status(ts, eid, True, touched) | s.apply_floor(ts, eid, d.campus, d.floor, touched) | changed
-        if isinstance(event, StudentTransferred):
+        if kind == "student.transferred":
             effect.named.add(("F", event.data.campus, event.data.floor))
             return s.apply_floor(ts, eid, event.data.campus, event.data.floor, touched) | changed
-        if isinstance(event, StudentWithdrawn):
+        if kind == "student.withdrawn":
             return s.apply_status(ts, eid, False, touched) | changed
-        if isinstance(event, StudentAssigned):
+        if kind == "student.assigned":
             if event.data.mentor_id is not None:
                 effect.named.add(("M", event.data.mentor_id))
             return s.apply_mentor(ts, eid, event.data.mentor_id, touched) | changed
@@ -234,14 +218,14 @@ class Fold:
         changed = ts > m.max_ts
         m.max_ts = max(m.max_ts, ts)
         effect.named.add(("M", m.id))
-        eid = event.event_id
-        if isinstance(event, MentorJoined):
+        eid, kind = event.event_id, event.type
+        if kind == "mentor.joined":
             effect.named.add(("F", event.data.campus, event.data.floor))
             return m.apply_status(ts, eid, True) | m.apply_floor(ts, eid, event.data.campus, event.data.floor) | changed
-        if isinstance(event, MentorTransferred):
+        if kind == "mentor.transferred":
             effect.named.add(("F", event.data.campus, event.data.floor))
             return m.apply_floor(ts, eid, event.data.campus, event.data.floor) | changed
-        if isinstance(event, MentorLeft):
+        if kind == "mentor.left":
             return m.apply_status(ts, eid, False) | changed
         raise TypeError(f"not a mentor event: {event.type}")
 
@@ -249,7 +233,7 @@ class Fold:
         if not person.counted.first_time(event.event_id, ts, self.config.horizon_us):
             return False
         day = day_of(ts)
-        if isinstance(event, LoginSucceeded):
+        if event.type == "login.succeeded":
             _add(effect.deltas, ("D", day), "logins", 1)
             if day not in person.days:  # days only grow: the monotone part needs no before/after
                 person.days.add(day)
@@ -258,7 +242,7 @@ class Fold:
                 person.last_login = ts
                 person.max_ts = ts  # only successful logins are applied to the mentor row
                 effect.activity[(person.id, f"l:{person.id}")] = ts
-        elif isinstance(event, LoginFailed):
+        elif event.type == "login.failed":
             _add(effect.deltas, ("D", day), "failed_logins", 1)
         else:
             raise TypeError(f"not a login event: {event.type}")
@@ -266,7 +250,8 @@ class Fold:
 
     def _inbox(self, inbox: Inbox, ts: int, event: EventBase, effect: Effect) -> bool:
         before = inbox.unread
-        if isinstance(event, NotificationReadAll):
+        kind = event.type
+        if kind == "notification.read_all":
             if inbox.read_all is not None and inbox.read_all >= ts:
                 return False
             inbox.mark_all_read(ts)
@@ -275,12 +260,12 @@ class Fold:
             note = inbox.notifications.get(nid)
             if note is None:
                 note = inbox.notifications[nid] = Notification()
-            if isinstance(event, NotificationCreated):
+            if kind == "notification.created":
                 if event.event_id in note.created:
                     return False
                 note.created[event.event_id] = ts
                 _add(effect.deltas, ("D", day_of(ts)), "notifications_created", 1)
-            elif isinstance(event, NotificationRead):
+            elif kind == "notification.read":
                 if note.read:
                     return False
                 note.read = True
@@ -293,7 +278,7 @@ class Fold:
         return True
 
     def _actor(self, actor: Actor, ts: int, event: EventBase, effect: Effect) -> bool:
-        if not isinstance(event, AuditRecorded):
+        if event.type != "audit.recorded":
             raise TypeError(f"not an audit event: {event.type}")
         if not actor.counted.first_time(event.event_id, ts, self.config.horizon_us):
             return False
