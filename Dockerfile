@@ -7,6 +7,9 @@ COPY schemas schemas
 COPY streams streams
 COPY views views
 COPY producers producers
-RUN pip install --no-cache-dir -c constraints.txt .
+# g++ builds the fold kernel (views/_kernel) and leaves with the apt lists.
+RUN apt-get update && apt-get install -y --no-install-recommends g++ \
+    && pip install --no-cache-dir -c constraints.txt . \
+    && apt-get purge -y g++ && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 USER nobody
 CMD ["cohortflow", "--help"]
