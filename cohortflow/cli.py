@@ -110,27 +110,46 @@ def migrate(ctx: Context) -> None:
         out.print(f"schema {schema} is up to date")
 
 
+class ProcessCount(click.ParamType):
+    """A number of processes, or ``auto`` for one per CPU this process may use."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        from cohortflow.processes import cpu_count
+
+        if isinstance(value, int):
+            count = value
+        elif str(value).strip().lower() == "auto":
+            return cpu_count()
+        else:
+            try:
+                count = int(value)
+            except ValueError:
+                self.fail(f"expected a number of processes (1-256) or 'auto', got {value!r}", param, ctx)
+        if not 1 <= count <= 256:
+            self.fail(f"expected a number of processes (1-256) or 'auto', got {value!r}", param, ctx)
+        return count
+
+
 @cli.command()
 @click.option("--metrics/--no-metrics", default=True, show_default=True,
-              help="Serve Prometheus /metrics on COHORTFLOW_METRICS_PORT.")
+              help="Serve Prometheus /metrics on COHORTFLOW_METRICS_PORT (one endpoint for all processes).")
+@click.option("--processes", type=ProcessCount(), default="auto", show_default=True,
+              help="Worker processes under this one, members of one consumer group (auto: one per CPU); a dead "
+                   "one is restarted, SIGTERM is passed on.")
 @pass_context
-def worker(ctx: Context, metrics: bool) -> None:
-    """Run a worker: fold the contract topics into the views (N workers share the partitions)."""
-    import logging
-
-    import faust
-
-    from streams.app import create_app
-    from streams.metrics import PrometheusObserver
-
+def worker(ctx: Context, metrics: bool, processes: int) -> None:
+    """Run the worker: fold the contract topics into the views (N workers share the partitions)."""
     settings = ctx.settings
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    observer = PrometheusObserver()
-    if metrics and settings.metrics_port:
-        observer.serve(settings.metrics_port)
-    app = create_app(settings, observer)
-    level = {"warning": "warn", "error": "error", "debug": "debug"}.get(settings.log_level, "info")
-    faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    if processes == 1:
+        from streams.workers import run_worker
+
+        run_worker(settings, serve_metrics=metrics)
+    else:
+        from streams.workers import run_workers
+
+        run_workers(settings, processes, serve_metrics=metrics)
 
 
 def _progress(label: str):  # noqa: ANN202 - a rich Progress and a callback for it

@@ -8,6 +8,7 @@ a message naming the variable and what it expects.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 import re
 from functools import cached_property
@@ -77,6 +78,17 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="one of debug, info, warning, error")
     batch_max_records: int = Field(
         10_000, ge=1, le=1_000_000, description="an integer 1-1000000: most records the worker folds per batch"
+    )
+    cache_max_entities: int = Field(
+        250_000, ge=100, le=100_000_000,
+        description="an integer 100-100000000: most entity states one worker process keeps in memory (least"
+        " recently used ones beyond it are dropped and read back from PostgreSQL when needed); the default is"
+        " about 256 MiB at the kernel's ~1 KiB an entity",
+    )
+    fold_engine: str = Field(
+        "kernel",
+        description="'kernel' (the compiled fold, built by `make venv` where a C++ compiler is found) or 'python'"
+        " (the pure Python reference fold)",
     )
     session_timeout_seconds: float = Field(
         10.0, ge=6, le=300,
@@ -189,6 +201,16 @@ class Settings(BaseSettings):
         if len(set(items)) != len(items):
             raise ValueError("duplicate pillar")
         return tuple(items)
+
+    @field_validator("fold_engine")
+    @classmethod
+    def _fold_engine(cls, value: str) -> str:
+        value = value.lower()
+        if value not in ("kernel", "python"):
+            raise ValueError("bad fold engine")
+        if value == "kernel" and importlib.util.find_spec("views._kernel") is None:
+            raise ValueError("views._kernel is not built")
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ from streams.observer import Observer
 from streams.processor import BatchProcessor
 from streams.topics import admin_client, describe, max_message_bytes
 from views.badges import RedisBadges
-from views.fold import Fold, FoldConfig
+from views.engine import engine
+from views.fold import FoldConfig
 from views.sink import PostgresViews, pool
 
 log = logging.getLogger(__name__)
@@ -161,10 +163,12 @@ class FaustPositions:
 class Runtime:
     """The worker's connections and processor, created when the Faust app starts."""
 
-    def __init__(self, app: CohortflowApp, settings: Settings, observer: Observer) -> None:
+    def __init__(self, app: CohortflowApp, settings: Settings, observer: Observer,
+                 on_started: Callable[[], None] | None = None) -> None:
         self.app = app
         self.settings = settings
         self.observer = observer
+        self.on_started = on_started  # the supervisor's "ready" signal (cohortflow worker --processes)
         self.batches = app.channel(maxsize=1)  # handed over when the agent is idle (see ``idle``)
         self.lock = asyncio.Lock()  # batches, assignments and revocations never interleave
         self.idle = asyncio.Event()  # the fold agent is between batches: the consumer fetches the next one now
@@ -205,7 +209,9 @@ class Runtime:
         await self.producer.start()
         self.processor = BatchProcessor(
             contract=settings.contract,
-            fold=Fold(FoldConfig(pillars=settings.pillars, dedup_horizon_days=settings.dedup_horizon_days)),
+            engine=engine(settings.fold_engine,
+                          FoldConfig(pillars=settings.pillars, dedup_horizon_days=settings.dedup_horizon_days)),
+            cache_max_entities=settings.cache_max_entities,
             store=store,
             badges=RedisBadges(self.redis, settings.redis_prefix),
             deadletters=DeadLetters(self.producer, topic_name(settings.topic_prefix, Topic.DEADLETTER), partitions),
@@ -214,6 +220,10 @@ class Runtime:
             observer=self.observer,
             committer=self.committer,
         )
+        log.info("folding with the %s engine, caching up to %d entity states", settings.fold_engine,
+                 settings.cache_max_entities)
+        if self.on_started is not None:
+            self.on_started()
 
     async def _check_topics(self) -> tuple[int, int]:
         """The contract topics' one partition count (one shard per number) and the largest batch they accept."""
@@ -235,9 +245,12 @@ class Runtime:
                 await self.processor.drain()
             except Exception as exc:
                 log.warning("the last batch did not commit (%s); the next start redoes it", exc)
-        for closing in (self.producer.stop(), self.redis.aclose(), self.committer.stop(), self.pool.close()):
+        for name, closing in (("producer", "stop"), ("redis", "aclose"), ("committer", "stop"), ("pool", "close")):
+            resource = getattr(self, name, None)  # absent when start-up failed before making it
+            if resource is None:
+                continue
             try:
-                await closing
+                await getattr(resource, closing)()
             except Exception as exc:  # stopping anyway
                 log.debug("while stopping: %s", exc)
 
@@ -323,8 +336,12 @@ class Runtime:
                 self.observer.lag(topic, partition, max(0, highwater - offset))
 
 
-def create_app(settings: Settings, observer: Observer | None = None) -> CohortflowApp:
-    """The worker's Faust app; N processes of it form one consumer group and share the partitions."""
+def create_app(settings: Settings, observer: Observer | None = None,
+               on_started: Callable[[], None] | None = None) -> CohortflowApp:
+    """The worker's Faust app; N processes of it form one consumer group and share the partitions.
+
+    ``on_started`` is called once the worker's connections are up and its topics checked.
+    """
     datadir = Path(tempfile.gettempdir()) / f"cohortflow-faust-{settings.consumer_group}"
     app = CohortflowApp(
         settings.consumer_group,
@@ -344,7 +361,7 @@ def create_app(settings: Settings, observer: Observer | None = None) -> Cohortfl
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         stream_wait_empty=False,
     )
-    runtime = app.runtime = Runtime(app, settings, observer or Observer())
+    runtime = app.runtime = Runtime(app, settings, observer or Observer(), on_started)
     sources = app.topic(*(topic_name(settings.topic_prefix, t) for t in EVENT_TOPICS), value_type=bytes,
                         key_type=bytes)
 

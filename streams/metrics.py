@@ -20,12 +20,18 @@ class PrometheusObserver(Observer):
                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
         self.fold = Histogram("cohortflow_fold_seconds", "Decode and fold time per batch (state loading included)",
                               registry=r, buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        # multiprocess_mode matters only under `cohortflow worker --processes N` (streams.workers).
         self.lag_gauge = Gauge("cohortflow_consumer_lag", "Records not yet applied, per partition",
-                               ["topic", "partition"], registry=r)
+                               ["topic", "partition"], registry=r, multiprocess_mode="livemostrecent")
         self.freshness = Gauge("cohortflow_view_freshness_seconds", "Now minus the newest as_of written, per view",
-                               ["view"], registry=r)
+                               ["view"], registry=r, multiprocess_mode="livemostrecent")
         self.restores = Counter("cohortflow_redis_restores_total", "Badges restored into Redis from PostgreSQL",
                                 registry=r)
+        self.cached = Gauge("cohortflow_cache_entities", "Entity states held in memory (COHORTFLOW_CACHE_MAX_ENTITIES"
+                            " bounds it per process)", registry=r, multiprocess_mode="livesum")
+        self.evictions = Counter("cohortflow_cache_evictions_total",
+                                 "Entity states dropped from memory, least recently used first (read back from"
+                                 " PostgreSQL when needed)", registry=r)
         self.conflicts = Counter("cohortflow_batch_conflicts_total",
                                  "Batches redone because another worker moved a shard or an offset", ["reason"],
                                  registry=r)
@@ -38,6 +44,9 @@ class PrometheusObserver(Observer):
         self.batch_size.observe(report.records)
         self.commit.observe(report.commit_seconds)
         self.fold.observe(report.fold_seconds)
+        self.cached.set(report.cached_entities)
+        if report.evicted:
+            self.evictions.inc(report.evicted)
         for view, seconds in report.freshness.items():
             self.freshness.labels(view).set(seconds)
 

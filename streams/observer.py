@@ -19,6 +19,8 @@ class BatchReport:
     fold_seconds: float = 0.0
     commit_seconds: float = 0.0
     freshness: dict[str, float] = field(default_factory=dict)  # view -> seconds between now and its newest as_of
+    cached_entities: int = 0  # entity states held in memory after the batch
+    evicted: int = 0  # least recently used entity states dropped from memory by the batch (committed ones)
 
 
 class Observer:

@@ -32,19 +32,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from aiokafka.partitioner import murmur2
-
 from cohortflow.errors import IntegrityError
-from schemas import Contract, Rejection, decode
+from schemas import Contract, Rejection
+from schemas.structs import decode  # the hot path: msgspec, with the contract path for every refusal
 from schemas.events import EventBase
 from schemas.topics import Topic, topic_name
 from streams.deadletter import DeadLetters, SourceRecord
 from streams.observer import BatchReport, Observer
 from views.badges import RedisBadges
 from views.clock import micros
-from views.fold import Effect, Entity, EntityKey, Fold, State, entity_key
+from views.engine import FoldEngine, shard_of
+from views.fold import Effect, EntityKey, entity_key
 from views.sink import BadgeUpdate, Commit, FenceConflict, PostgresViews, TailEvent
-from views.state_codec import encode as encode_state
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +78,6 @@ class Consumer(Protocol):
         """Report offsets to Kafka (informative only: PostgreSQL holds the truth); may be deferred."""
 
 
-def shard_of(entity_id: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives the id: the shard its state belongs to."""
-    return (murmur2(entity_id.encode()) & 0x7FFFFFFF) % partitions
-
-
 @dataclass
 class Outcome:
     committed: bool
@@ -93,11 +87,12 @@ class Outcome:
 
 
 class BatchProcessor:
-    def __init__(self, *, contract: Contract, fold: Fold, store: PostgresViews, badges: RedisBadges,
-                 deadletters: DeadLetters, consumer: Consumer, partitions: int,
+    def __init__(self, *, contract: Contract, engine: FoldEngine, store: PostgresViews, badges: RedisBadges,
+                 deadletters: DeadLetters, consumer: Consumer, partitions: int, cache_max_entities: int,
                  observer: Observer | None = None, committer: Committer | None = None) -> None:
         self.contract = contract
-        self.fold = fold
+        self.engine = engine  # the entity states this worker holds, and the fold over them
+        self.cache_max_entities = cache_max_entities
         self.store = store
         self.committer = committer or store
         self.badges = badges
@@ -105,10 +100,7 @@ class BatchProcessor:
         self.consumer = consumer
         self.partitions = partitions
         self.observer = observer or Observer()
-        self.state = State()
         self.fences: dict[int, int] = {}  # shard -> version our cache reflects
-        self.keys_by_shard: dict[int, set[EntityKey]] = {}
-        self.shards: dict[EntityKey, int] = {}  # shard of every cached key (murmur2 is pure Python: hash once)
         self.tails: dict[EntityKey, int] = {}  # events in the stored tail of each large cached entity
         self.assigned: set[TP] = set()  # partitions the group gave us
         self.positions: dict[TP, int | None] = {}  # next offset per ready partition; None: start of the log
@@ -172,13 +164,20 @@ class BatchProcessor:
         self._evict({tp[1] for tp in tps if tp[1] not in {p for _, p in self.assigned}})
 
     def _evict(self, shards: Iterable[int]) -> None:
+        """Drop the cache of ``shards`` (and their fences): from now on only PostgreSQL is trusted for them."""
+        shards = set(shards)
+        if not shards:
+            return
         for shard in shards:
             self.fences.pop(shard, None)
-            for key in self.keys_by_shard.pop(shard, ()):
-                self.shards.pop(key, None)
-                self.tails.pop(key, None)
-                self.state.entities.pop(key, None)
-                self.state.contributions.pop(key, None)
+        if not self.fences:  # every shard: the usual case of a failure
+            self.engine.clear()
+            self.tails.clear()
+            return
+        gone = [key for key in self.engine.keys() if shard_of(key[1], self.partitions) in shards]
+        self.engine.evict(gone)
+        for key in gone:
+            self.tails.pop(key, None)
 
     # --- one batch -----------------------------------------------------------------------
     async def process(self, epochs: Mapping[TP, int], batch: Mapping[TP, Sequence[SourceRecord]]) -> Outcome:
@@ -213,7 +212,6 @@ class BatchProcessor:
         keys: list[EntityKey] = []
         values: list[TailEvent] = []  # beside each key: what its entity's tail would keep of the event
         rejected: list[tuple[SourceRecord, Rejection]] = []
-        effect = Effect()
         started = time.perf_counter()
         try:
             # Decoded and folded a chunk at a time, while each chunk's objects are still in the CPU's caches;
@@ -232,12 +230,14 @@ class BatchProcessor:
                         values.append((short, record.value))
                         report.by_type[result.type] += 1
                 await self._load(set(chunk_keys))
-                self.fold.apply(events, self.state, effect, chunk_keys)
+                self.engine.apply(events, chunk_keys)
                 keys += chunk_keys
+            effect = self.engine.take_effect()
             # Snapshot the states now: the next batch folds into the same objects while this one commits.
             changed, tails = self._snapshot(effect.changed, keys, values)
         except Exception:
             self._evict(list(self.fences))  # the cache may be half-updated: trust only PostgreSQL now
+            self.engine.clear()
             raise
         report.fold_seconds = time.perf_counter() - started
         report.records = len(keys) + len(rejected)
@@ -253,8 +253,12 @@ class BatchProcessor:
         await sending
         if not drained:
             return Outcome(committed=False)  # it did not: the cache is gone and the consumer seeks back
+        # Every earlier batch has committed: what the cache holds beyond its bound can go, but for this
+        # batch's entities, whose states PostgreSQL will only hold once this commit ends.
+        report.evicted = self._trim(changed.keys() | tails.keys())
+        report.cached_entities = len(self.engine)
         fences = {shard: self.fences.get(shard, 0) for shard, _ in changed.values()}
-        fences.update((self.shards[key], self.fences.get(self.shards[key], 0)) for key in tails)
+        fences.update((shard, self.fences.get(shard, 0)) for shard in {shard_of(k[1], self.partitions) for k in tails})
         self._committing = asyncio.ensure_future(
             self._commit(effect, Commit(changed, fences, offsets, tails), report))
         # Counted as done while the commit runs: the next batch folds meanwhile and commits after it, or
@@ -265,13 +269,27 @@ class BatchProcessor:
             self.positions[tp] = new
         return Outcome(committed=True, records=report.records, events=len(keys), rejected=len(rejected))
 
+    def _trim(self, keep: set[EntityKey]) -> int:
+        """Past ``cache_max_entities``, evict the least recently used entities (never those of ``keep``).
+
+        Down to 7/8 of the bound, so the engine's scan for the oldest runs once per eighth of the cache filled,
+        not after every batch.
+        """
+        most = self.cache_max_entities
+        if len(self.engine) <= most:
+            return 0
+        gone = self.engine.trim(most - most // 8, keep)
+        for key in gone:
+            self.tails.pop(key, None)
+        return len(gone)
+
     def _snapshot(self, touched: set[EntityKey], keys: list[EntityKey], values: list[TailEvent]
                   ) -> tuple[dict[EntityKey, tuple[int, bytes]], dict[EntityKey, tuple[int, list[TailEvent]]]]:
-        """What to write of each changed entity: its encoded state, or (a large one) its events to append.
+        """What to write of each changed entity: (shard, encoded state), or (a large one) its events to append.
 
         Counted as written (like fences and positions): if the commit fails, the cache goes with them.
         """
-        shards, entities, held_by = self.shards, self.state.entities, self.tails
+        partitions, encode, held_by = self.partitions, self.engine.encode, self.tails
         appended: dict[EntityKey, list[TailEvent]] = {}
         if held_by:
             for key, value in zip(keys, values):
@@ -285,8 +303,8 @@ class BatchProcessor:
                 tails[key] = (held, appended[key])
                 held_by[key] = held + len(appended[key])
                 continue
-            body = encode_state(entities[key])
-            states[key] = (shards[key], body)
+            body = encode(key)
+            states[key] = (shard_of(key[1], partitions), body)
             if len(body) >= TAIL_FROM_BYTES:
                 held_by[key] = 0
             elif held is not None:
@@ -343,33 +361,27 @@ class BatchProcessor:
 
     async def _load(self, keys: set[EntityKey]) -> None:
         """Bring the entities of ``keys`` into the cache: the fence of a new shard first, then the rows."""
-        missing = [k for k in keys if k not in self.state.entities]
+        engine = self.engine
+        missing = [k for k in keys if k not in engine]
         if not missing:
             return
-        shards = {k: shard_of(k[1], self.partitions) for k in missing}
-        unfenced = set(shards.values()) - set(self.fences)
+        unfenced = {shard_of(k[1], self.partitions) for k in missing} - set(self.fences)
         if unfenced:
             known = await self.store.fences(unfenced)
             self.fences.update({s: known.get(s, 0) for s in unfenced})
-        loaded, replay, sizes = await self.store.entities(missing)
+        bodies, replay = await self.store.entities(missing)
+        for key, body in bodies.items():
+            engine.load(key, body)
         if replay:
-            loaded.update(self._replay(loaded, replay))
+            self._replay(replay)
         for key in missing:
-            if key in loaded:
-                self.state.entities[key] = loaded[key]
-            if key in replay or sizes.get(key, 0) >= TAIL_FROM_BYTES:
+            if key in replay or len(bodies.get(key, b"")) >= TAIL_FROM_BYTES:
                 self.tails[key] = len(replay.get(key, ()))
-            self.shards[key] = shards[key]
-            self.keys_by_shard.setdefault(shards[key], set()).add(key)
 
-    def _replay(self, loaded: Mapping[EntityKey, Entity], replay: Mapping[EntityKey, list[TailEvent]]
-                ) -> dict[EntityKey, Entity]:
-        """The entities of ``replay`` with their tails applied, in order, onto their stored states."""
-        scratch = State()
-        events = []
+    def _replay(self, replay: Mapping[EntityKey, list[TailEvent]]) -> None:
+        """Apply the stored tails, in order, onto the loaded states (their effect was committed with them)."""
+        events, keys = [], []
         for key, tail in replay.items():
-            if key in loaded:
-                scratch.entities[key] = loaded[key]
             for topic, value in tail:
                 event = decode(topic_name(self.contract.topic_prefix, Topic(topic)), key[1].encode(), value,
                                self.contract)
@@ -377,8 +389,8 @@ class BatchProcessor:
                     raise IntegrityError(f"the stored tail of {key[0]}:{key[1]} holds an event this contract"
                                          f" refuses ({event.detail}); rebuild the views")
                 events.append(event)
-        self.fold.apply(events, scratch)  # the effect was committed when the events were: only the state counts
-        return {key: scratch.entities[key] for key in replay}
+                keys.append(key)
+        self.engine.replay(events, keys)
 
     async def recover(self) -> None:
         """Forget the cache and every position; seek back to what PostgreSQL holds (after any failure)."""

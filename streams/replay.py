@@ -14,7 +14,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cohortflow.errors import IntegrityError, ServiceUnavailable
 from cohortflow.settings import Settings
-from schemas import Rejection, decode
+from schemas import Rejection
+from schemas.structs import decode  # msgspec, with the contract path for every refusal
 from schemas.events import EventBase
 from schemas.topics import EVENT_TOPICS, topic_name
 

@@ -29,6 +29,10 @@ def test_procfile_has_worker_and_api() -> None:
     assert {"worker", "api"} <= set(procfile())
 
 
+def test_the_worker_runs_one_process_per_cpu_under_one_parent() -> None:
+    assert shlex.split(procfile()["worker"]) == ["cohortflow", "worker", "--processes", "auto"]
+
+
 def test_compose_runs_the_procfile_commands() -> None:
     services = compose()["services"]
     for name, command in procfile().items():

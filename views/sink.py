@@ -26,10 +26,10 @@ from psycopg_pool import AsyncConnectionPool
 from cohortflow.errors import IntegrityError, OperationalError
 from cohortflow.settings import Settings
 from views.postgres import convert, copy_rows
-from views import audit, state_codec
+from views import audit
 from views.clock import day_date, instant
 from views.contributions import DAY_FIELDS, FLOOR_FIELDS, GLOBAL_FIELDS, MENTOR_FIELDS, Row
-from views.fold import Effect, Entity, EntityKey
+from views.fold import Effect, EntityKey
 
 TopicPartition = tuple[str, int]
 
@@ -135,11 +135,12 @@ class PostgresViews:
             return dict(await cur.fetchall())
 
     async def entities(self, keys: Iterable[EntityKey]
-                       ) -> tuple[dict[EntityKey, Entity], dict[EntityKey, list[TailEvent]], dict[EntityKey, int]]:
-        """The stored states of ``keys``, the events to replay onto them (their tails, in order) and their sizes."""
+                       ) -> tuple[dict[EntityKey, bytes], dict[EntityKey, list[TailEvent]]]:
+        """The stored states of ``keys`` (:mod:`views.state_codec` bodies) and the events to replay onto them
+        (their tails, in order)."""
         keys = list(keys)
         if not keys:
-            return {}, {}, {}
+            return {}, {}
         params = [[k for k, _ in keys], [i for _, i in keys]]
         async with self._connection() as conn, conn.transaction():
             async with conn.pipeline():
@@ -154,8 +155,7 @@ class PostgresViews:
             replay: dict[EntityKey, list[TailEvent]] = {}
             for k, i, topic, value in await tails.fetchall():
                 replay.setdefault((k, i), []).append((topic, value))
-        entities = {(k, i): state_codec.decode(k, i, body) for k, i, body in rows}
-        return entities, replay, {(k, i): len(body) for k, i, body in rows}
+        return {(k, i): body for k, i, body in rows}, replay
 
     async def badges(self, after: str = "", limit: int = 5000) -> list[BadgeUpdate]:
         """Badges in user_id order from ``after`` on: the source Redis is restored from."""

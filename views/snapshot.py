@@ -119,7 +119,7 @@ async def write(conn: psycopg.AsyncConnection, base: BaseRows, entities: Iterabl
         [list(pillars), low_below, overloaded_above],
     )
     if entities is not None:
-        from streams.processor import shard_of  # the same mapping the worker uses
+        from views.engine import shard_of  # the same mapping the worker uses
 
         await copy_rows(conn, "consumer_offsets (topic, partition, next_offset)",
                         ((t, p, o) for (t, p), o in sorted(offsets.items())), ["text", "int4", "int8"])

@@ -47,20 +47,37 @@ def stop_process(proc: subprocess.Popen, grace: float) -> None:
 
 
 class Worker:
-    """One `cohortflow worker` process."""
+    """One `cohortflow worker` command: one process, or a parent with ``processes`` children."""
 
-    def __init__(self, settings: Settings, log: Path, **extra: str) -> None:
+    def __init__(self, settings: Settings, log: Path, processes: int = 1, **extra: str) -> None:
         self.settings = settings
         self.log = log
+        self.processes = processes
         self.extra = extra
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Worker:
         out = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "cohortflow.cli", "worker"], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "cohortflow.cli", "worker", "--processes",
+                                      str(self.processes)], cwd=ROOT,
                                      env=environment(self.settings, **self.extra), stdout=out,
                                      stderr=subprocess.STDOUT)
         return self
+
+    def children(self) -> list[int]:
+        """The pids of the worker processes under the parent (``processes`` > 1), oldest first."""
+        if self.proc is None:
+            return []
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+                command = (proc / "cmdline").read_bytes()
+            except (OSError, IndexError):  # ended meanwhile
+                continue
+            if ppid == str(self.proc.pid) and b"spawn_main" in command:  # not multiprocessing's resource tracker
+                found.append(int(proc.name))
+        return sorted(found)
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, no leave-group, no flush."""

@@ -121,3 +121,28 @@ def test_two_workers_one_killed_during_ingest(stack: Settings, tmp_path: Path) -
     finally:
         first.stop()
         second.stop()
+
+
+def test_sigkill_at_five_random_moments_with_a_cache_of_500_entities(stack: Settings, tmp_path: Path) -> None:
+    """Crashes while most entities live only in PostgreSQL (evicted), some with tails, lose and repeat nothing."""
+    log = adversarial_log(seed=25, size=50_000, contract=stack.contract)
+    total = asyncio.run(publish(stack, records_of(log)))
+    rnd = random.Random(2027)
+    extra = {"COHORTFLOW_BATCH_MAX_RECORDS": "1000", "COHORTFLOW_CACHE_MAX_ENTITIES": "500"}
+    worker = Worker(stack, tmp_path / "worker.log", **extra).start()
+    try:
+        done = 0
+        for _ in range(5):
+            done = wait_progress(stack, done, worker)
+            if done >= total:
+                break
+            time.sleep(rnd.uniform(0.0, 0.4))
+            worker.kill()
+            worker = Worker(stack, tmp_path / "worker.log", **extra).start()
+        wait_caught_up(stack, timeout=600, workers=[worker])
+        events = valid_events(log)
+        assert_views_match(stack, events)
+        assert {u: b for u, b in redis_badges(stack).items() if b != {"unread": 0}} == expected_badges(events)
+        assert audit_rows(stack) == expected_audit_rows(events)
+    finally:
+        worker.stop()

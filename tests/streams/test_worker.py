@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from cohortflow.settings import Settings, env_name
@@ -13,6 +15,7 @@ from tests import oracle
 from tests.logs import adversarial_log, expected_deadletters, valid_events
 from tests.streams.harness import (
     Worker,
+    applied,
     compare,
     deadletters,
     fold_log,
@@ -101,3 +104,58 @@ def test_large_entities_keep_tails_that_a_restart_replays(stack: Settings, logs_
     assert_views_match(stack, valid_events(log))
     wanted = expected_badges(valid_events(log))
     assert {u: b for u, b in redis_badges(stack).items() if b != {"unread": 0}} == wanted
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The worker's unlabelled Prometheus samples."""
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+            if line and not line.startswith("#") and "{" not in line}
+
+
+@pytest.mark.parametrize(("cache", "batch"), [(500, 1000), (100, 5000)], ids=["cache-500", "cache-smaller-than-a-batch"])
+def test_a_cache_of_500_entities_gives_the_oracle_views_of_the_50000_record_log(
+        stack: Settings, logs_dir: Path, cache: int, batch: int) -> None:
+    """Far fewer entities fit in memory than the log names: the evicted ones are read back from PostgreSQL.
+
+    With 5,000-record batches a batch names more entities than the cache holds: those of a batch stay until
+    its commit ends (PostgreSQL still holds their previous states meanwhile), whatever the bound.
+    """
+    from views.fold import entity_key
+
+    log = adversarial_log(seed=7, size=50_000, contract=stack.contract)
+    events = valid_events(log)
+    entities = len({entity_key(e) for e in events})
+    assert entities > 5 * cache
+    asyncio.run(publish(stack, records_of(log)))
+    port = free_port()
+    worker = Worker(stack, logs_dir / "worker.log", COHORTFLOW_CACHE_MAX_ENTITIES=str(cache),
+                    COHORTFLOW_BATCH_MAX_RECORDS=str(batch), COHORTFLOW_METRICS_PORT=str(port)).start()
+    try:
+        # Hold a few commits up while the next batches load and fold: the entities of a commit in flight must
+        # stay cached until it ends.
+        for beyond in (10_000, 25_000):
+            while applied(stack) < beyond:
+                time.sleep(0.05)
+            with psycopg.connect(stack.postgres_url, options=f"-c search_path={stack.postgres_schema}") as conn:
+                conn.execute("LOCK TABLE global_counts IN EXCLUSIVE MODE")
+                time.sleep(3)
+        wait_caught_up(stack, timeout=600, workers=[worker])
+        metrics = scrape(port)
+        # A batch keeps its own entities until it commits: at most cache + batch stay.
+        assert metrics["cohortflow_cache_entities"] <= cache + batch
+        assert metrics["cohortflow_cache_evictions_total"] >= max(entities - cache - batch, entities // 2)
+        assert_views_match(stack, events)
+        assert {u: b for u, b in redis_badges(stack).items() if b != {"unread": 0}} == expected_badges(events)
+    finally:
+        worker.stop()

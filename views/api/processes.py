@@ -8,25 +8,20 @@ socket with ``SO_REUSEPORT``, and the kernel spreads new connections over them b
 connection (7,298 against 7,387 floor reads under the same load). Only processes of the same user
 may bind the port alongside, as the kernel requires for ``SO_REUSEPORT``.
 
-The parent only supervises: it restarts a process that dies after it served, stops when one cannot
-start (the port is taken, the settings are bad), and passes SIGTERM/SIGINT on for a graceful stop.
+The parent only supervises (:func:`cohortflow.processes.supervise`, as for `cohortflow worker --processes`):
+it restarts a process that dies after it served, stops when one cannot start (the port is taken, the
+settings are bad), and passes SIGTERM/SIGINT on for a graceful stop.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import multiprocessing
-import signal
 import socket
-import time
-from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 
-from cohortflow.errors import CohortflowError
+from cohortflow.processes import ChildStartError, supervise
 
-
-class ApiStartError(CohortflowError):
-    """An API process exited while starting (see its message above: port in use, bad settings...)."""
+ApiStartError = ChildStartError  # the name earlier releases raised
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -52,40 +47,4 @@ def _serve_one(host: str, port: int, started: Event) -> None:
 
 def serve(host: str, port: int, workers: int) -> None:
     """Run ``workers`` API processes on ``host:port`` until SIGTERM or SIGINT."""
-    spawn = multiprocessing.get_context("spawn")
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-
-    def start() -> tuple[BaseProcess, Event]:
-        started = spawn.Event()
-        proc = spawn.Process(target=_serve_one, args=(host, port, started), name="cohortflow-api", daemon=False)
-        proc.start()
-        return proc, started
-
-    running = [start() for _ in range(workers)]
-    try:
-        while not stopping:
-            time.sleep(0.2)
-            for i, (proc, started) in enumerate(running):
-                if proc.is_alive() or stopping:
-                    continue
-                if not started.is_set():  # it never listened: starting another would fail the same way
-                    raise ApiStartError(f"an API process exited with code {proc.exitcode} while starting")
-                running[i] = start()  # it served, then died (killed, out of memory): replace it
-    finally:
-        for proc, _ in running:
-            if proc.is_alive():
-                proc.terminate()
-        deadline = time.monotonic() + 15
-        for proc, _ in running:
-            proc.join(max(0.0, deadline - time.monotonic()))
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    supervise(_serve_one, (host, port), workers, name="cohortflow-api")
