@@ -146,13 +146,19 @@ _BY_TOPIC: Final = {
 
 
 def _decoders(contract: Contract) -> dict[str, msgspec.json.Decoder]:
+    global _last
+    last = _last
+    if last[0] is contract:  # a process decodes with one contract: no hashing it for every record
+        return last[1]
     found = _CACHE.get(contract)
     if found is None:
         found = _CACHE[contract] = {topic_name(contract.topic_prefix, t): d for t, d in _BY_TOPIC.items()}
+    _last = (contract, found)
     return found
 
 
 _CACHE: dict[Contract, dict[str, msgspec.json.Decoder]] = {}
+_last: tuple[Contract | None, dict[str, msgspec.json.Decoder]] = (None, {})  # the latest call's, held as one tuple
 
 
 def decode(topic: str, key: bytes | None, value: bytes | None,

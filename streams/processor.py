@@ -214,8 +214,10 @@ class BatchProcessor:
         rejected: list[tuple[SourceRecord, Rejection]] = []
         started = time.perf_counter()
         try:
-            # Decoded and folded a chunk at a time, while each chunk's objects are still in the CPU's caches;
-            # the chunks add up to the effect of the whole batch, which commits once.
+            # Decoded a chunk at a time; the entities the cache lacks are read in one query for the whole batch
+            # (a round trip per chunk would stall the fold on PostgreSQL); then folded a chunk per engine call.
+            # The chunks add up to the effect of the whole batch, which commits once.
+            decoded: list[tuple[list[EventBase], list[EntityKey]]] = []
             for chunk in chunks:
                 events: list[EventBase] = []
                 chunk_keys: list[EntityKey] = []
@@ -229,9 +231,11 @@ class BatchProcessor:
                         chunk_keys.append(entity_key(result))
                         values.append((short, record.value))
                         report.by_type[result.type] += 1
-                await self._load(set(chunk_keys))
-                self.engine.apply(events, chunk_keys)
+                decoded.append((events, chunk_keys))
                 keys += chunk_keys
+            await self._load(set(keys))
+            for events, chunk_keys in decoded:
+                self.engine.apply(events, chunk_keys)
             effect = self.engine.take_effect()
             # Snapshot the states now: the next batch folds into the same objects while this one commits.
             changed, tails = self._snapshot(effect.changed, keys, values)
