@@ -204,10 +204,10 @@ def timed(settings: Settings, records: list, done: Callable[[int], bool], pids: 
 
 
 def worker_rate(base: Settings, records: list, processes: int, cap: float) -> Run:
-    """`cohortflow worker` x ``processes``: Kafka -> views, state and offsets committed in PostgreSQL."""
+    """`cohortflow worker --processes N`: Kafka -> views, state and offsets committed in PostgreSQL."""
     run = fresh_topics(base, "suite")
     migrate(run)
-    workers = [Worker(run, Path(f"/tmp/bench-suite-{run.consumer_group}-{i}.log")).start() for i in range(processes)]
+    workers = [Worker(run, Path(f"/tmp/bench-suite-{run.consumer_group}.log"), processes=processes).start()]
 
     def done(count: int) -> bool:
         for w in workers:
@@ -215,7 +215,8 @@ def worker_rate(base: Settings, records: list, processes: int, cap: float) -> Ru
         return applied(run) >= count
 
     try:
-        result = timed(run, records, done, lambda: [w.proc.pid for w in workers], cap, run.consumer_group, processes)
+        result = timed(run, records, done, lambda: [w.proc.pid for w in workers] + workers[0].children(), cap,
+                       run.consumer_group, processes)
         if result.capped:  # the rate of what was committed by the cap
             result.rate = (applied(run) - result.warmup) / result.seconds
         return result
