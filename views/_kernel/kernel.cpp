@@ -841,26 +841,35 @@ PyObject* Kernel_load(PyObject* self, PyObject* args) {
     Py_RETURN_NONE;
 }
 
-PyObject* Kernel_evict(PyObject* self, PyObject* keys) {
-    Kernel* k = ready(self);
-    if (!k) return nullptr;
+// Calls f on the cached entity of each (kind, id) key ``keys`` yields; keys of unknown kinds and keys not
+// cached are skipped. False with a Python error set.
+template <class F>
+bool each_cached(Kernel* k, PyObject* keys, F f) {
     Ref it(PyObject_GetIter(keys));
-    if (!it) return nullptr;
+    if (!it) return false;
     while (PyObject* raw = PyIter_Next(it.get())) {
         Ref key(raw);
         char kind;
         sv id;
         if (!parse_key(key.get(), kind, id, false)) {
-            if (!PyErr_ExceptionMatches(PyExc_KeyError)) return nullptr;
-            PyErr_Clear();  // an unknown kind: never cached, nothing to forget
+            if (!PyErr_ExceptionMatches(PyExc_KeyError)) return false;
+            PyErr_Clear();  // an unknown kind: never cached
             continue;
         }
-        if (EntityHead* e = k->table.remove(kind, id)) {
-            k->fx.forget(e);
-            free_entity(e);
-        }
+        if (EntityHead* e = k->table.find(kind, id, key_hash(kind, id))) f(e);
     }
-    if (PyErr_Occurred()) return nullptr;
+    return !PyErr_Occurred();
+}
+
+PyObject* Kernel_evict(PyObject* self, PyObject* keys) {
+    Kernel* k = ready(self);
+    if (!k) return nullptr;
+    bool done = each_cached(k, keys, [k](EntityHead* e) {
+        k->table.remove(static_cast<char>(e->kind), e->id.view());
+        k->fx.forget(e);
+        free_entity(e);
+    });
+    if (!done) return nullptr;
     Py_RETURN_NONE;
 }
 
@@ -906,31 +915,19 @@ PyObject* Kernel_trim(PyObject* self, PyObject* args) {
     if (!excess) return PyList_New(0);
     try {
         std::vector<EntityHead*> held;
-        Ref it(PyObject_GetIter(keep));
-        if (!it) return nullptr;
-        while (PyObject* raw = PyIter_Next(it.get())) {
-            Ref key(raw);
-            char kind;
-            sv id;
-            if (!parse_key(key.get(), kind, id, false)) {
-                if (!PyErr_ExceptionMatches(PyExc_KeyError)) break;
-                PyErr_Clear();  // an unknown kind is never cached
-                continue;
-            }
-            if (EntityHead* e = k->table.find(kind, id, key_hash(kind, id))) {
-                if (!e->held) held.push_back(e);
-                e->held = true;
-            }
-        }
+        bool read = each_cached(k, keep, [&held](EntityHead* e) {
+            if (!e->held) held.push_back(e);
+            e->held = true;
+        });
         std::vector<EntityHead*> victims;
-        if (!PyErr_Occurred()) {
+        if (read) {
             victims.reserve(k->table.size() - held.size());
             k->table.each([&](EntityHead* e) {
                 if (!e->held) victims.push_back(e);
             });
         }
         for (EntityHead* e : held) e->held = false;
-        if (PyErr_Occurred()) return nullptr;
+        if (!read) return nullptr;
         if (victims.size() > excess) {
             std::nth_element(victims.begin(), victims.begin() + static_cast<std::ptrdiff_t>(excess), victims.end(),
                              by_use);
