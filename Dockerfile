@@ -7,7 +7,7 @@ COPY schemas schemas
 COPY streams streams
 COPY views views
 COPY producers producers
-# g++ builds the fold kernel (views/_kernel) and leaves with the apt lists.
+# g++ builds the fold kernel (cohortflow/core/_kernel) and leaves with the apt lists.
 RUN apt-get update && apt-get install -y --no-install-recommends g++ \
     && pip install --no-cache-dir -c constraints.txt . \
     && apt-get purge -y g++ && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*

@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
 
-$(STAMP): pyproject.toml constraints.txt $(wildcard views/_kernel/*.cpp views/_kernel/*.h schemas/*.c)
+$(STAMP): pyproject.toml constraints.txt $(wildcard cohortflow/core/_kernel/*.cpp cohortflow/core/_kernel/*.h cohortflow/contract/*.c)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,bench]'

@@ -53,11 +53,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_worker import workload  # noqa: E402
 from cohortflow.settings import Settings, load_settings  # noqa: E402
-from streams.topics import delete_topics, ensure_topics  # noqa: E402
-from tests.streams.harness import Worker, end_offsets, environment, publish, stop_process, stored_offsets  # noqa: E402
-from views.api import auth  # noqa: E402
-from views.badges import badge_channel  # noqa: E402
-from views.migrate import migrate  # noqa: E402
+from cohortflow.pipeline.topics import delete_topics, ensure_topics  # noqa: E402
+from tests.pipeline.harness import Worker, end_offsets, environment, publish, stop_process, stored_offsets  # noqa: E402
+from cohortflow.api import auth  # noqa: E402
+from cohortflow.stores.badges import badge_channel  # noqa: E402
+from cohortflow.stores.migrate import migrate  # noqa: E402
 
 console = Console()
 RESULTS = ROOT / "bench" / "results"
@@ -443,7 +443,7 @@ def main() -> None:
             stop_process(api, 15)
         if worker is not None:
             worker.stop()
-        from schemas.topics import EVENT_TOPICS, topic_name
+        from cohortflow.contract.topics import EVENT_TOPICS, topic_name
 
         asyncio.run(delete_topics(settings, [topic_name(settings.topic_prefix, t) for t in EVENT_TOPICS]
                                   + [f"{settings.topic_prefix}deadletter"]))

@@ -3,11 +3,11 @@
 In one run, in a fresh schema:
 
 - ingest: ``rows`` audit records over 12 months written by the worker's own write path
-  (:func:`views.audit.write`: COPY into a temp table, one INSERT ... ON CONFLICT into the
+  (:func:`cohortflow.stores.audit.write`: COPY into a temp table, one INSERT ... ON CONFLICT into the
   partitions, one transaction per batch of ``--batch`` rows), rows/s;
 - the worker end to end on ``--worker-records`` audit records published to Kafka (rows/s from its
   first commit to its last), beside the write path's rate;
-- queries (via :func:`views.audit.page`, the read API's query, on one connection): first page
+- queries (via :func:`cohortflow.stores.audit.page`, the read API's query, on one connection): first page
   (50 rows) of "actor X, last 30 days" and of "entity Y, all time", p50/p99 over many X and Y;
 - a cursor walk of 1,000 pages of 50 (filter: one action): page 1,000 against page 1, medians;
 - archiving the oldest month (detach + move to the archive schema), and its restore; once more
@@ -41,11 +41,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cohortflow.settings import Settings, load_settings  # noqa: E402
-from schemas import encode, record_key  # noqa: E402
-from schemas.events import AuditRecorded, AuditRecordedData  # noqa: E402
-from views import audit  # noqa: E402
-from views.audit import AuditFilter  # noqa: E402
-from views.migrate import migrate  # noqa: E402
+from cohortflow.contract import encode, record_key  # noqa: E402
+from cohortflow.contract.events import AuditRecorded, AuditRecordedData  # noqa: E402
+from cohortflow.stores import audit  # noqa: E402
+from cohortflow.stores.audit import AuditFilter  # noqa: E402
+from cohortflow.stores.migrate import migrate  # noqa: E402
 
 console = Console()
 RESULTS = ROOT / "bench" / "results"
@@ -99,8 +99,8 @@ async def ingest(settings: Settings, total: int, batch: int, seed: int, actors: 
 
 async def worker_rate(base: Settings, count: int) -> float:
     """The worker end to end on ``count`` audit records only (a fresh prefix, schema and group)."""
-    from streams.topics import delete_topics, ensure_topics
-    from tests.streams.harness import Worker, applied, publish
+    from cohortflow.pipeline.topics import delete_topics, ensure_topics
+    from tests.pipeline.harness import Worker, applied, publish
 
     tag = uuid.uuid4().hex[:8]
     settings = load_settings(topic_prefix=f"ba{tag}.", postgres_schema=f"bench_audit_w_{tag}",
@@ -129,7 +129,7 @@ async def worker_rate(base: Settings, count: int) -> float:
         rate = (seen - first_count) / (last - first_commit) if last and last > first_commit else float("nan")
     finally:
         worker.stop()
-        from schemas.topics import EVENT_TOPICS, topic_name
+        from cohortflow.contract.topics import EVENT_TOPICS, topic_name
 
         await delete_topics(settings, [topic_name(settings.topic_prefix, t) for t in EVENT_TOPICS]
                             + [f"{settings.topic_prefix}deadletter"])

@@ -1,4 +1,4 @@
-"""Median microseconds per `schemas.decode` call over a realistic mix of records.
+"""Median microseconds per `cohortflow.contract.decode` call over a realistic mix of records.
 
     PYTHONPATH=. python bench/bench_decode.py [--records 20000] [--rounds 15]
 
@@ -17,7 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from schemas import DEFAULT_CONTRACT, EVENT_CLASSES, Rejection, decode, encode, record_key, topic_name
+from cohortflow.contract import DEFAULT_CONTRACT, EVENT_CLASSES, Rejection, decode, encode, record_key, topic_name
 
 # Relative frequency of each type in the mix.
 WEIGHTS = {

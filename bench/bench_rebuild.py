@@ -2,7 +2,7 @@
 
 Publishes ``--records`` records of the realistic cohort log (bench/bench_worker.py's cached
 workload, 1,000,000 by default, 50,000 students) to fresh topics, then times
-:func:`views.rebuild.rebuild` (what `cohortflow rebuild` runs: replay every topic to its end,
+:func:`cohortflow.pipeline.rebuild.rebuild` (what `cohortflow rebuild` runs: replay every topic to its end,
 fold in memory, write a fresh shadow schema) and reports records/s. Target: 1,000,000 in <= 30 s.
 
 ``--full`` also rebuilds 10,000,000 records and compares its rate with the 1M rate (target:
@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_worker import workload  # noqa: E402
 from bench.contenders import fast_publish  # noqa: E402
 from cohortflow.settings import Settings, load_settings  # noqa: E402
-from schemas.topics import EVENT_TOPICS, topic_name  # noqa: E402
-from streams.topics import delete_topics, ensure_topics  # noqa: E402
-from views.migrate import migrate  # noqa: E402
-from views.rebuild import rebuild  # noqa: E402
+from cohortflow.contract.topics import EVENT_TOPICS, topic_name  # noqa: E402
+from cohortflow.pipeline.topics import delete_topics, ensure_topics  # noqa: E402
+from cohortflow.stores.migrate import migrate  # noqa: E402
+from cohortflow.pipeline.rebuild import rebuild  # noqa: E402
 
 console = Console()
 RESULTS = ROOT / "bench" / "results"

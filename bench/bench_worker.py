@@ -39,11 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cohortflow.settings import Settings, load_settings  # noqa: E402
-from schemas.topics import EVENT_TOPICS, topic_name  # noqa: E402
-from streams.topics import delete_topics, ensure_topics  # noqa: E402
+from cohortflow.contract.topics import EVENT_TOPICS, topic_name  # noqa: E402
+from cohortflow.pipeline.topics import delete_topics, ensure_topics  # noqa: E402
 from tests.logs import adversarial_log  # noqa: E402
-from tests.streams.harness import Worker, applied, publish  # noqa: E402
-from views.migrate import migrate  # noqa: E402
+from tests.pipeline.harness import Worker, applied, publish  # noqa: E402
+from cohortflow.stores.migrate import migrate  # noqa: E402
 
 console = Console()
 CACHE = ROOT / "bench" / ".cache"
@@ -211,7 +211,7 @@ async def freshness(settings: Settings, records: list, rate: int, seconds: float
 
 
 def _topic(name: str):  # noqa: ANN202
-    from schemas.topics import Topic
+    from cohortflow.contract.topics import Topic
 
     return Topic(name)
 

@@ -41,12 +41,12 @@ from psycopg import sql
 
 from cohortflow.settings import Settings, load_settings
 from bench.peers.fold import FLOOR_DDL
-from schemas import DEFAULT_CONTRACT, Rejection, decode
-from schemas.topics import EVENT_TOPICS, Topic, topic_name
-from streams.processor import shard_of
-from streams.topics import delete_topics, ensure_topics
-from tests.streams.harness import Worker, applied, publish
-from views.migrate import migrate
+from cohortflow.contract import DEFAULT_CONTRACT, Rejection, decode
+from cohortflow.contract.topics import EVENT_TOPICS, Topic, topic_name
+from cohortflow.pipeline.processor import shard_of
+from cohortflow.pipeline.topics import delete_topics, ensure_topics
+from tests.pipeline.harness import Worker, applied, publish
+from cohortflow.stores.migrate import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = {"faust": ["bench/peers/faust_agent.py", "worker", "-l", "warn", "--without-web"],

@@ -1,4 +1,4 @@
-"""The `cohortflow` command line: every subcommand has --help.
+"""The `cohortflow` command line, the composition root: every subcommand has --help.
 
 Subcommands import their machinery lazily, so `--help` and bad settings answer
 fast and a missing service only matters to the command that needs it.
@@ -15,27 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cohortflow.commands import api, audit, producers
+from cohortflow.commands.context import Context, console, out, pass_context
 from cohortflow.errors import CohortflowError
-from cohortflow.settings import Settings, load_settings
 
-console = Console(stderr=True)
-out = Console()
-
-
-class Context:
-    """Settings are loaded on first use, so a bad variable stops the command before any work."""
-
-    def __init__(self) -> None:
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings()
-        return self._settings
-
-
-pass_context = click.make_pass_decorator(Context, ensure=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -68,7 +51,7 @@ def topics() -> None:
 @pass_context
 def topics_ensure(ctx: Context, partitions: int | None) -> None:
     """Create the missing contract topics and check the existing ones (exit 4 on a mismatch)."""
-    from streams.topics import check, ensure_topics
+    from cohortflow.pipeline.topics import check, ensure_topics
 
     states = asyncio.run(ensure_topics(ctx.settings, partitions))
     table = Table("topic", "partitions", "state")
@@ -82,7 +65,7 @@ def topics_ensure(ctx: Context, partitions: int | None) -> None:
 @pass_context
 def topics_list(ctx: Context) -> None:
     """Show the contract topics and their partition counts on the broker."""
-    from streams.topics import admin_client, contract_topics, describe
+    from cohortflow.pipeline.topics import admin_client, contract_topics, describe
 
     async def run() -> dict[str, int]:
         async with admin_client(ctx.settings) as admin:
@@ -99,7 +82,7 @@ def topics_list(ctx: Context) -> None:
 @pass_context
 def migrate(ctx: Context) -> None:
     """Apply the database migrations to COHORTFLOW_POSTGRES_SCHEMA (idempotent, safe to run concurrently)."""
-    from views.migrate import migrate as apply
+    from cohortflow.stores.migrate import migrate as apply
 
     applied = apply(ctx.settings)
     schema = ctx.settings.postgres_schema
@@ -143,11 +126,11 @@ def worker(ctx: Context, metrics: bool, processes: int) -> None:
     """Run the worker: fold the contract topics into the views (N workers share the partitions)."""
     settings = ctx.settings
     if processes == 1:
-        from streams.workers import run_worker
+        from cohortflow.pipeline.workers import run_worker
 
         run_worker(settings, serve_metrics=metrics)
     else:
-        from streams.workers import run_workers
+        from cohortflow.pipeline.workers import run_workers
 
         run_workers(settings, processes, serve_metrics=metrics)
 
@@ -191,7 +174,7 @@ def rebuild(ctx: Context, views: str, until, into: str | None, swap: bool,  # no
     """Replay the topics from the start up to the current end into a shadow schema."""
     from datetime import UTC
 
-    from views.rebuild import rebuild as run
+    from cohortflow.pipeline.rebuild import rebuild as run
 
     if until is not None and until.tzinfo is None:
         until = until.replace(tzinfo=UTC)
@@ -213,7 +196,7 @@ def rebuild(ctx: Context, views: str, until, into: str | None, swap: bool,  # no
 @pass_context
 def validate(ctx: Context, views: str, repair: bool) -> None:
     """Compare the live views with a recomputation from the log, field by field (exit 1 on a difference)."""
-    from views.validate import validate as run
+    from cohortflow.pipeline.validate import validate as run
 
     progress, update = _progress("recomputing")
     with progress:
@@ -242,38 +225,17 @@ def schemas() -> None:
 @pass_context
 def schemas_export(ctx: Context, directory: Path) -> None:
     """Write one JSON Schema per event type (and index.json) into DIRECTORY."""
-    from schemas.jsonschema import export
+    from cohortflow.contract.jsonschema import export
 
     written = export(directory, ctx.settings.contract)
     out.print(f"wrote {len(written)} files to {directory}")
 
 
-# Commands that live beside the code they drive. Each module defines click commands
-# and keeps its heavy imports inside them, so `cohortflow --help` stays fast.
-_EXTENSIONS = (
-    ("views.api.commands", ("api", "tokens")),
-    ("producers.commands", ("relay", "simulate", "outbox", "watch")),
-    ("views.audit_commands", ("audit",)),
-)
-
-
-def _register_extensions() -> None:
-    import importlib
-
-    for module_name, names in _EXTENSIONS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
-                continue  # not built yet
-            raise
-        for name in names:
-            command = getattr(module, name, None)
-            if command is not None:
-                cli.add_command(command)
-
-
-_register_extensions()
+# Commands kept in modules of their own; each keeps its heavy imports inside the command,
+# so `cohortflow --help` stays fast.
+for command in (api.api, api.tokens, producers.relay, producers.simulate, producers.outbox, producers.watch,
+                audit.audit):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -109,3 +109,15 @@ def supervise(target: Callable[..., None], args: tuple, count: int, *, name: str
                 on_exit(proc.pid)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def freeze_heap() -> None:
+    """Move what start-up built (modules, the app, its schemas) out of the cyclic collector's sight.
+
+    It lives as long as the process; left in, every full collection walks it: a pause of tens of ms
+    that lands on whichever requests are in flight, a large part of the API's p99 under load.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()

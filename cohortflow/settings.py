@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from cohortflow.errors import SettingsError
 
 if TYPE_CHECKING:
-    from schemas import Contract
+    from cohortflow.contract import Contract
 
 ENV_PREFIX = "COHORTFLOW_"
 
@@ -208,8 +208,8 @@ class Settings(BaseSettings):
         value = value.lower()
         if value not in ("kernel", "python"):
             raise ValueError("bad fold engine")
-        if value == "kernel" and importlib.util.find_spec("views._kernel") is None:
-            raise ValueError("views._kernel is not built")
+        if value == "kernel" and importlib.util.find_spec("cohortflow.core._kernel") is None:
+            raise ValueError("cohortflow.core._kernel is not built")
         return value
 
     @field_validator("log_level")
@@ -245,7 +245,7 @@ class Settings(BaseSettings):
     @cached_property
     def contract(self) -> Contract:
         """The event contract these settings configure (topic prefix, pillars)."""
-        from schemas import Contract
+        from cohortflow.contract import Contract
 
         return Contract(topic_prefix=self.topic_prefix, pillars=self.pillars)
 

@@ -72,7 +72,7 @@ def stack_settings(base_settings: Settings) -> Iterator[Settings]:
 
 
 def _cleanup(settings: Settings) -> None:
-    from streams.topics import admin_client
+    from cohortflow.pipeline.topics import admin_client
 
     async def drop_topics() -> None:
         async with admin_client(settings) as admin:
@@ -93,8 +93,8 @@ def _cleanup(settings: Settings) -> None:
 @pytest.fixture
 def stack(stack_settings: Settings) -> Settings:
     """Isolated settings with the contract's topics created and the migrations applied."""
-    from streams.topics import ensure_topics
-    from views.migrate import migrate
+    from cohortflow.pipeline.topics import ensure_topics
+    from cohortflow.stores.migrate import migrate
 
     asyncio.run(ensure_topics(stack_settings))
     migrate(stack_settings)

@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import orjson
 
-from schemas import (
+from cohortflow.contract import (
     DEFAULT_CONTRACT,
     AuditRecorded,
     Contract,

@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from schemas import EventBase
+from cohortflow.contract import EventBase
 
 __all__ = ["recompute", "badges", "dedupe", "round_half_up", "active_at_end_of"]
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
-from schemas import (
+from cohortflow.contract import (
     DEFAULT_CONTRACT,
     EVENT_CLASSES,
     EVENT_TYPES,

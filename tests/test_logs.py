@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import (
+from cohortflow.contract import (
     DEFAULT_CONTRACT,
     EVENT_TYPES,
     Contract,

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import EVENT_CLASSES
-from schemas.events import EventBase
+from cohortflow.contract import EVENT_CLASSES
+from cohortflow.contract.events import EventBase
 from tests.oracle import active_at_end_of, badges, dedupe, recompute, round_half_up
 from tests.strategies import valid_events
 

@@ -11,8 +11,8 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from cohortflow.settings import Settings
-from schemas import EVENT_CLASSES, TOPIC_OF_TYPE, decode, encode, record_key, topic_name
-from schemas.events import EventBase
+from cohortflow.contract import EVENT_CLASSES, TOPIC_OF_TYPE, decode, encode, record_key, topic_name
+from cohortflow.contract.events import EventBase
 
 WHEN = datetime(2026, 11, 23, 10, 15, 30, 123000, tzinfo=UTC)
 

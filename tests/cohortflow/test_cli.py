@@ -40,7 +40,7 @@ def test_bad_setting_stops_the_command_naming_the_variable(monkeypatch: pytest.M
 def test_schemas_export_writes_one_schema_per_type(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from schemas import EVENT_TYPES
+    from cohortflow.contract import EVENT_TYPES
 
     monkeypatch.setenv("COHORTFLOW_PILLARS", "clt,sri")
     result = CliRunner().invoke(cli, ["schemas", "export", str(tmp_path / "out")])

@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from cohortflow.settings import Settings
-from schemas import EVENT_TOPICS, topic_name
+from cohortflow.contract import EVENT_TOPICS, topic_name
 
 # One valid set of keyword arguments per event type (the data fields of the contract).
 CALLS: dict[str, dict[str, Any]] = {

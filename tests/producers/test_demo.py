@@ -14,7 +14,7 @@ from psycopg import sql
 
 from cohortflow.devstack.process import Address, port_open
 from cohortflow.settings import Settings
-from tests.streams.harness import ROOT, environment
+from tests.pipeline.harness import ROOT, environment
 
 
 def _free_port() -> int:

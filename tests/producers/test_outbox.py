@@ -17,14 +17,14 @@ import pytest
 from psycopg import sql
 
 from cohortflow.settings import Settings, load_settings
-from producers import outbox
-from producers.exceptions import InvalidEvent, NotInTransaction
-from producers.typed import events as typed_events
-from schemas import Rejection, decode
+from cohortflow.producers import outbox
+from cohortflow.producers.exceptions import InvalidEvent, NotInTransaction
+from cohortflow.producers.typed import events as typed_events
+from cohortflow.contract import Rejection, decode
 from tests import oracle
 from tests.logs import adversarial_log, valid_events
 from tests.producers.helpers import read_topics, read_topics_sync
-from tests.streams.harness import ROOT, Worker, compare, environment, views, wait_caught_up
+from tests.pipeline.harness import ROOT, Worker, compare, environment, views, wait_caught_up
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from cohortflow.errors import CohortflowError, ServiceUnavailable
-from producers.exceptions import InvalidEvent, PublishTimeout
-from producers.publisher import AsyncPublisher, Publisher
-from producers.typed import method_name
-from schemas import EVENT_CLASSES, EventBase, Rejection, decode, format_occurred_at
+from cohortflow.producers.exceptions import InvalidEvent, PublishTimeout
+from cohortflow.producers.publisher import AsyncPublisher, Publisher
+from cohortflow.producers.typed import method_name
+from cohortflow.contract import EVENT_CLASSES, EventBase, Rejection, decode, format_occurred_at
 from tests.producers.helpers import CALLS, read_topics, read_topics_sync
 
 
@@ -115,7 +115,7 @@ def _closed_port() -> int:
 
 
 def _default_contract():
-    from schemas import DEFAULT_CONTRACT
+    from cohortflow.contract import DEFAULT_CONTRACT
 
     return DEFAULT_CONTRACT
 
@@ -181,9 +181,9 @@ def test_a_publisher_never_closed_lets_the_interpreter_exit_cleanly(stack) -> No
     import subprocess
     import sys
 
-    from tests.streams.harness import ROOT, environment
+    from tests.pipeline.harness import ROOT, environment
 
-    script = ("from producers.publisher import Publisher\n"
+    script = ("from cohortflow.producers.publisher import Publisher\n"
               "p = Publisher(source='script')\n"
               "print(p.login_succeeded(user_id='u1', role='student').event_id)\n")  # no close(): atexit does it
     began = time.monotonic()

@@ -7,7 +7,7 @@ import time
 import httpx
 from rich.console import Console
 
-from producers.watch import Snapshot, nonzero, poll, render
+from cohortflow.producers.watch import Snapshot, nonzero, poll, render
 
 
 def _floor(i: int) -> dict:

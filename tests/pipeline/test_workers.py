@@ -1,0 +1,94 @@
+"""`cohortflow worker --processes N` on the real stack: N group members under one parent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from cohortflow.cli import cli
+from cohortflow.processes import cpu_count
+from cohortflow.settings import Settings
+from tests.logs import adversarial_log, valid_events
+from tests.pipeline.harness import ROOT, Worker, environment, publish, records_of, redis_badges, wait_caught_up
+from tests.pipeline.test_worker import assert_views_match, expected_badges, free_port, scrape
+
+
+def wait_for(predicate, timeout: float, what: str):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def test_two_processes_share_the_log_survive_a_killed_child_and_stop_on_sigterm(stack: Settings,
+                                                                              tmp_path: Path) -> None:
+    log = adversarial_log(seed=31, size=30_000, contract=stack.contract)
+    half = len(log) // 2
+    port = free_port()
+    worker = Worker(stack, tmp_path / "worker.log", processes=2, COHORTFLOW_METRICS_PORT=str(port)).start()
+    try:
+        children = wait_for(lambda: len(worker.children()) == 2 and worker.children(), 60, "two children")
+        asyncio.run(publish(stack, records_of(log[:half])))
+        wait_caught_up(stack, timeout=300, workers=[worker])
+        assert_views_match(stack, valid_events(log[:half]))
+
+        os.kill(children[0], signal.SIGKILL)  # the parent starts another; the group hands its partitions on
+        wait_for(lambda: len(worker.children()) == 2 and children[0] not in worker.children(), 60,
+                 "a replacement child")
+        asyncio.run(publish(stack, records_of(log[half:])))
+        wait_caught_up(stack, timeout=300, workers=[worker])
+        events = valid_events(log)
+        assert_views_match(stack, events)
+        assert {u: b for u, b in redis_badges(stack).items() if b != {"unread": 0}} == expected_badges(events)
+
+        # One /metrics for the processes: the survivor's counts and the replacement's add up (the killed
+        # child's are gone with it, so at least the second half's events are counted).
+        metrics = wait_for(lambda: scrape(port), 10, "metrics")
+        counted = sum(v for k, v in _labelled(port).items() if k.startswith("cohortflow_records_total{"))
+        assert counted >= len(valid_events(log[half:])), (counted, metrics)
+
+        worker.proc.send_signal(signal.SIGTERM)
+        assert worker.proc.wait(60) == 0
+        assert worker.children() == []
+    finally:
+        worker.stop()
+
+
+def _labelled(port: int) -> dict[str, float]:
+    import httpx
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+def test_a_child_that_cannot_start_stops_the_parent_with_a_clear_error(stack: Settings, tmp_path: Path) -> None:
+    env = environment(stack, COHORTFLOW_TOPIC_PREFIX="nosuchtopics.")
+    done = subprocess.run([sys.executable, "-m", "cohortflow.cli", "worker", "--processes", "2"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "cohortflow-worker process exited" in done.stderr and "while starting" in done.stderr
+    assert "cohortflow topics ensure" in done.stderr + done.stdout  # the child said why
+
+
+def test_processes_option_takes_a_count_or_auto() -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["worker", "--help"])
+    assert result.exit_code == 0 and "--processes" in result.output and "auto" in result.output
+    for bad in ("0", "257", "many"):
+        result = runner.invoke(cli, ["worker", "--processes", bad])
+        assert result.exit_code == 2 and "expected a number of processes (1-256) or 'auto'" in result.output
+    from cohortflow.cli import ProcessCount
+
+    assert ProcessCount().convert("auto", None, None) == cpu_count() >= 1
+    assert ProcessCount().convert("3", None, None) == 3
