@@ -4,7 +4,16 @@ Pure: nothing here does I/O except :func:`cohortflow.contract.jsonschema.export`
 writes the files it is asked for.
 """
 
-from cohortflow.contract.codec import DEFAULT_CONTRACT, Contract, Reason, Rejection, decode, encode, record_key
+from cohortflow.contract.codec import (
+    DEFAULT_CONTRACT,
+    DEFAULT_PILLARS,
+    Contract,
+    Reason,
+    Rejection,
+    decode,
+    encode,
+    record_key,
+)
 from cohortflow.contract.events import (
     EVENT_CLASSES,
     AuditRecorded,
@@ -54,6 +63,7 @@ from cohortflow.contract.topics import (
 )
 
 __all__ = [
+    "DEFAULT_PILLARS",
     "DEFAULT_CONTRACT",
     "EVENT_CLASSES",
     "EVENT_TOPICS",

@@ -21,13 +21,16 @@ from cohortflow.contract.exceptions import SchemaError
 from cohortflow.contract.timestamps import format_occurred_at, parse_occurred_at
 from cohortflow.contract.topics import EVENT_TOPICS, Topic, topic_name
 
+# The spec's pillars unless COHORTFLOW_PILLARS says otherwise (settings, fold, views and simulator).
+DEFAULT_PILLARS: tuple[str, ...] = ("clt", "sri", "cfc", "iipc", "scd")
+
 
 @dataclass(frozen=True)
 class Contract:
     """The configurable part of the contract: topic prefix, pillars, record size limit."""
 
     topic_prefix: str = "cohort."
-    pillars: tuple[str, ...] = ("clt", "sri", "cfc", "iipc", "scd")
+    pillars: tuple[str, ...] = DEFAULT_PILLARS
     max_record_bytes: int = 1_048_576
 
     def __post_init__(self) -> None:
@@ -224,7 +227,7 @@ def decode(
             return Rejection(
                 Reason.INVALID_FIELD, f"{path}: contains U+0000, which PostgreSQL cannot store; remove it", path
             )
-    return event  # type: ignore[return-value]
+    return event
 
 
 def encode(event: EventBase) -> bytes:

@@ -11,9 +11,10 @@ Serialisation is not a method of the models: see :mod:`cohortflow.contract.codec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Annotated, ClassVar, Literal, Mapping
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Annotated, Any, ClassVar, Final, Literal, Union
+from typing import Annotated, Any, ClassVar, Final, Literal, Union, cast
 
 import annotated_types
 import msgspec
@@ -36,7 +36,7 @@ from pydantic.fields import FieldInfo
 
 from cohortflow.contract import codec
 from cohortflow.contract.codec import Contract, Rejection
-from cohortflow.contract.events import EVENT_CLASSES, EventBase
+from cohortflow.contract.events import EVENT_CLASSES, Event, EventBase
 from cohortflow.contract.exceptions import SchemaError
 from cohortflow.contract.timestamps import parse_occurred_at
 from cohortflow.contract.topics import EVENT_TOPICS, Topic, topic_name
@@ -48,7 +48,9 @@ _INT_RANGE: Final = (-(2**63), 2**63 - 1)
 
 
 class StructEvent(msgspec.Struct, kw_only=True, tag_field="type"):
-    """Base of the generated event Structs: the envelope's attributes, as on :class:`cohortflow.contract.events.EventBase`.
+    """Base of the generated event Structs.
+
+    They have the envelope's attributes, as on :class:`cohortflow.contract.events.EventBase`.
 
     ``occurred_at`` arrives as the RFC 3339 text and leaves :func:`decode` as
     the aware UTC datetime :func:`cohortflow.contract.timestamps.parse_occurred_at` makes of it.
@@ -65,7 +67,7 @@ class StructEvent(msgspec.Struct, kw_only=True, tag_field="type"):
 
 
 def _meta(constraints: list[Any], annotation: Any) -> msgspec.Meta | None:
-    kwargs: dict[str, int] = {}
+    kwargs: dict[str, Any] = {}  # ints, and annotated_types' bound (an int on the contract's models)
     for c in constraints:
         if isinstance(c, annotated_types.MinLen):
             kwargs["min_length"] = c.min_length
@@ -106,7 +108,7 @@ def _translate(annotation: Any, constraints: list[Any] = ()) -> Any:  # type: ig
 
 
 def _fields(model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[tuple]:
-    out = []
+    out: list[tuple] = []  # (name, type) or (name, type, default), as msgspec.defstruct takes them
     for name, info in model.model_fields.items():
         if name in skip:
             continue
@@ -120,13 +122,15 @@ def _fields(model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[tuple]:
 
 
 def _struct(event_type: str, model: type[EventBase]) -> type[StructEvent]:
-    data_model = model.model_fields["data"].annotation
-    data = msgspec.defstruct(data_model.__name__, _fields(data_model), kw_only=True)  # type: ignore[arg-type]
+    # every event model's ``data`` is annotated with its data model (cohortflow.contract.events)
+    data_model = cast(type[BaseModel], model.model_fields["data"].annotation)
+    data = msgspec.defstruct(data_model.__name__, _fields(data_model), kw_only=True)
     fields = _fields(model, skip=("type", "data")) + [("data", data)]
-    return msgspec.defstruct(
+    struct = msgspec.defstruct(
         model.__name__, fields, bases=(StructEvent,), tag=event_type,
         namespace={"TOPIC": model.TOPIC, "KEY_FIELD": model.KEY_FIELD, "type": event_type}, kw_only=True,
     )
+    return cast(type[StructEvent], struct)  # bases=(StructEvent,)
 
 
 STRUCTS: Final = {event_type: _struct(event_type, model) for event_type, model in EVENT_CLASSES.items()}
@@ -162,8 +166,12 @@ _last: tuple[Contract | None, dict[str, msgspec.json.Decoder]] = (None, {})  # t
 
 
 def decode(topic: str, key: bytes | None, value: bytes | None,
-           contract: Contract = codec.DEFAULT_CONTRACT) -> StructEvent | Rejection:
-    """The event in one record, as :func:`cohortflow.contract.codec.decode` finds it (or its exact Rejection); never raises."""
+           contract: Contract = codec.DEFAULT_CONTRACT) -> StructEvent | Event | Rejection:
+    """The event in one record, as :func:`cohortflow.contract.codec.decode` finds it (or its exact Rejection).
+
+    Never raises. A record msgspec refuses but the contract accepts (an integer in [2**63, 2**64), say)
+    comes back as the contract path's pydantic event.
+    """
     decoder = _decoders(contract).get(topic)
     if decoder is None or value is None or len(value) > contract.max_record_bytes or b"\\u0000" in value:
         return codec.decode(topic, key, value, contract)

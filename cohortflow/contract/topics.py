@@ -6,9 +6,10 @@ the JSON Schemas, the topic admin) reads the routing from here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final, Mapping
+from typing import Final
 
 
 class Topic(StrEnum):

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 from cohortflow.core.clock import day_of
 from cohortflow.core.entities import Inbox, Logins, Mentor, Review, Student, latest_status, status_steps
+from cohortflow.core.rows import DAY_TAG, FLOOR_TAG, GLOBAL, MENTOR_TAG
 
 Row = tuple
 Counts = dict[Row, dict[str, int]]
 
-GLOBAL: Row = ("G",)
 
 FLOOR_FIELDS = (
     "students_total",
@@ -94,8 +94,8 @@ def student_contribution(student: Student) -> Contribution:
             if best is None or best.order < review.order:
                 deciding[review.submission_id] = review
 
-        mentor_row = ("M", review.mentor_id)
-        day_row = ("D", day_of(review.ts))
+        mentor_row = (MENTOR_TAG, review.mentor_id)
+        day_row = (DAY_TAG, day_of(review.ts))
         verdict = "approvals" if review.approved else "rejections"
         for row in (mentor_row, day_row):
             _add(counts, row, "reviews_completed" if row is mentor_row else "reviews", 1)
@@ -111,9 +111,9 @@ def student_contribution(student: Student) -> Contribution:
 
     for sub in subs.values():
         for submitted in sub.submitted.values():
-            _add(counts, ("D", day_of(submitted)), "submissions", 1)
+            _add(counts, (DAY_TAG, day_of(submitted)), "submissions", 1)
     for ts, step in status_steps(student.status).items():
-        _add(counts, ("D", day_of(ts)), "students_step", step)
+        _add(counts, (DAY_TAG, day_of(ts)), "students_step", step)
 
     active = latest_status(student.status)
     if active:
@@ -121,10 +121,10 @@ def student_contribution(student: Student) -> Contribution:
         pending = approved = rejected = 0
         completed: set[str] = set()
         for submission_id, sub in subs.items():
-            review = deciding.get(submission_id)
-            if review is None:
+            decided = deciding.get(submission_id)
+            if decided is None:
                 pending += 1
-            elif review.approved:
+            elif decided.approved:
                 approved += 1
                 if sub.pillar is not None:
                     completed.add(sub.pillar[2])
@@ -132,7 +132,7 @@ def student_contribution(student: Student) -> Contribution:
                 rejected += 1
         mentor_id = student.mentor[2] if student.mentor is not None else None
         if student.floor is not None:
-            floor_row = ("F", student.floor[2], student.floor[3])
+            floor_row = (FLOOR_TAG, student.floor[2], student.floor[3])
             _add(counts, floor_row, "students_total", 1)
             _add(counts, floor_row, "students_assigned", 1 if mentor_id is not None else 0)
             _add(counts, floor_row, "submissions_pending", pending)
@@ -141,8 +141,8 @@ def student_contribution(student: Student) -> Contribution:
             for pillar in completed:
                 _add(counts, floor_row, pillar_field(pillar), 1)
         if mentor_id is not None:
-            _add(counts, ("M", mentor_id), "assigned_students", 1)
-            _add(counts, ("M", mentor_id), "pending_reviews", pending)
+            _add(counts, (MENTOR_TAG, mentor_id), "assigned_students", 1)
+            _add(counts, (MENTOR_TAG, mentor_id), "pending_reviews", pending)
     return Contribution(counts=counts, activity=activity)
 
 
@@ -152,15 +152,15 @@ def mentor_contribution(mentor: Mentor) -> Contribution:
     if active:
         _add(counts, GLOBAL, "mentors_total", 1)
         if mentor.floor is not None:
-            _add(counts, ("F", mentor.floor[2], mentor.floor[3]), "mentors_total", 1)
+            _add(counts, (FLOOR_TAG, mentor.floor[2], mentor.floor[3]), "mentors_total", 1)
     for ts, step in status_steps(mentor.status).items():
-        _add(counts, ("D", day_of(ts)), "mentors_step", step)
+        _add(counts, (DAY_TAG, day_of(ts)), "mentors_step", step)
     campus, floor = (mentor.floor[2], mentor.floor[3]) if mentor.floor is not None else (None, None)
     return Contribution(counts=counts, mentor_self=(campus, floor, active))
 
 
 def logins_contribution(logins: Logins) -> Contribution:
-    counts: Counts = {("D", day): {"active_users": 1} for day in logins.days}
+    counts: Counts = {(DAY_TAG, day): {"active_users": 1} for day in logins.days}
     activity = {logins.id: logins.last_login} if logins.last_login is not None else {}
     return Contribution(counts=counts, activity=activity)
 

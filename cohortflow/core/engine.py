@@ -15,7 +15,7 @@ least-recently-used order, so the worker can bound its cache
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from aiokafka.partitioner import murmur2 as _murmur2_py
@@ -73,7 +73,10 @@ class FoldEngine(Protocol):
 
 
 class PythonEngine:
-    """The reference: :class:`cohortflow.core.fold.Fold` over a :class:`cohortflow.core.fold.State`, in least-recently-used order."""
+    """The reference: :class:`cohortflow.core.fold.Fold` over a :class:`cohortflow.core.fold.State`.
+
+    The entities are kept in least-recently-used order.
+    """
 
     name = "python"
 
@@ -152,7 +155,8 @@ class KernelEngine:
         if _kernel is None:
             raise RuntimeError("the fold kernel cohortflow.core._kernel is not built: reinstall with a C++ compiler"
                                " (make venv) or set COHORTFLOW_FOLD_ENGINE=python")
-        self.kernel = _kernel.Kernel(tuple(config.pillars), config.horizon_us)
+        # a compiled extension module without stubs: mypy sees only the _kernel/ source directory
+        self.kernel = _kernel.Kernel(tuple(config.pillars), config.horizon_us)  # type: ignore[attr-defined]
         self.encode = self.kernel.encode
         self.load = self.kernel.load
         self.evict = self.kernel.evict
@@ -176,7 +180,7 @@ class KernelEngine:
         return len(self.kernel)
 
 
-ENGINES = {"python": PythonEngine, "kernel": KernelEngine}
+ENGINES: dict[str, Callable[[FoldConfig], FoldEngine]] = {"python": PythonEngine, "kernel": KernelEngine}
 
 
 def kernel_built() -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 # A register value: (ts, event_id, payload...). Tuples compare by (ts, event_id) first.
 Status = dict[str, tuple[int, bool]]  # event_id -> (ts, active): enrolled/joined True, withdrawn/left False
 
@@ -38,7 +37,7 @@ def status_steps(status: Status) -> dict[int, int]:
     """+1 / -1 per transition, keyed by the microsecond it happens at (events in (ts, event_id) order)."""
     steps: dict[int, int] = {}
     active = False
-    for event_id, (ts, now_active) in sorted(status.items(), key=lambda item: (item[1][0], item[0])):
+    for _event_id, (ts, now_active) in sorted(status.items(), key=lambda item: (item[1][0], item[0])):
         if now_active != active:
             steps[ts] = steps.get(ts, 0) + (1 if now_active else -1)
             active = now_active

@@ -11,19 +11,30 @@ emitted as such.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Protocol
 
-from cohortflow.contract.events import AuditRecorded, EventBase
+from cohortflow.contract.codec import DEFAULT_PILLARS
+from cohortflow.contract.events import AuditRecorded
 from cohortflow.core.clock import US_PER_DAY, day_of, micros
-from cohortflow.core.contributions import EMPTY, GLOBAL, Counts, Row, _add, diff, mentor_contribution
-from cohortflow.core.entities import Actor, Inbox, Logins, Mentor, Notification, Review, Student
-from cohortflow.core.entities import Touched
+from cohortflow.core.contributions import EMPTY, Counts, Row, _add, diff, mentor_contribution
+from cohortflow.core.entities import Actor, Inbox, Logins, Mentor, Notification, Review, Student, Touched
 from cohortflow.core.ledger import StudentLedger
+from cohortflow.core.rows import DAY_TAG, FLOOR_TAG, GLOBAL, MENTOR_TAG
 
-Entity = Union[Student, Mentor, Logins, Inbox, Actor]
+Entity = Student | Mentor | Logins | Inbox | Actor
 EntityKey = tuple[str, str]  # (kind, id); kinds: s student, m mentor, l logins, n inbox, a actor
+
+FoldEvent = Any
+"""An event as the fold reads it: duck-typed over both decoders' event classes.
+
+Events come as the pydantic models of :mod:`cohortflow.contract.events` (``codec.decode``)
+or as the msgspec Structs of :mod:`cohortflow.contract.structs` (``structs.decode``). They
+share no base class and the Structs' ``data`` classes are generated at import, so the fold
+only relies on the attributes both have: ``type``, ``event_id``, ``occurred_at``, ``key``
+and ``data.<field>``.
+"""
 
 STUDENT, MENTOR, LOGINS, INBOX, ACTOR = "s", "m", "l", "n", "a"
 _KINDS: dict[str, type] = {STUDENT: Student, MENTOR: Mentor, LOGINS: Logins, INBOX: Inbox, ACTOR: Actor}
@@ -47,19 +58,31 @@ _KIND_OF_TYPE = {
 }
 
 
-def entity_key(event: EventBase) -> EntityKey:
+def entity_key(event: FoldEvent) -> EntityKey:
     """The entity an event belongs to: its kind and its record key."""
-    return (_KIND_OF_TYPE[event.type], event.key)  # type: ignore[attr-defined]
+    return (_KIND_OF_TYPE[event.type], event.key)
 
 
 def new_entity(key: EntityKey) -> Entity:
     return _KINDS[key[0]](key[1])
 
 
+class _FoldSettings(Protocol):
+    """What FoldConfig.of reads from cohortflow.settings.Settings (the fold does not import it)."""
+
+    pillars: tuple[str, ...]
+    dedup_horizon_days: int
+
+
 @dataclass(frozen=True)
 class FoldConfig:
-    pillars: tuple[str, ...] = ("clt", "sri", "cfc", "iipc", "scd")
+    pillars: tuple[str, ...] = DEFAULT_PILLARS
     dedup_horizon_days: int = 35
+
+    @classmethod
+    def of(cls, settings: _FoldSettings) -> FoldConfig:
+        """The fold's part of the settings: COHORTFLOW_PILLARS and COHORTFLOW_DEDUP_HORIZON_DAYS."""
+        return cls(pillars=tuple(settings.pillars), dedup_horizon_days=settings.dedup_horizon_days)
 
     @property
     def horizon_us(self) -> int:
@@ -123,7 +146,7 @@ class Fold:
     def __init__(self, config: FoldConfig | None = None) -> None:
         self.config = config or FoldConfig()
 
-    def apply(self, events: Iterable[EventBase], state: State, into: Effect | None = None,
+    def apply(self, events: Iterable[FoldEvent], state: State, into: Effect | None = None,
               keys: Iterable[EntityKey] | None = None) -> Effect:
         """Fold ``events`` into ``state``; return the change to the views (added to ``into`` when given).
 
@@ -134,7 +157,7 @@ class Fold:
         ``keys``, when given, is :func:`entity_key` of each event (the worker has them already).
         """
         effect = Effect() if into is None else into
-        by_entity: dict[EntityKey, list[tuple[int, EventBase]]] = defaultdict(list)
+        by_entity: dict[EntityKey, list[tuple[int, FoldEvent]]] = defaultdict(list)
         newest_of_day: dict[int, int] = {}  # every event names its date's row and moves its as_of
         if keys is None:
             events = list(events)
@@ -146,15 +169,15 @@ class Fold:
             if ts > newest_of_day.get(day, -1 << 62):
                 newest_of_day[day] = ts
         for day, ts in newest_of_day.items():
-            effect.named.add(("D", day))
-            effect.bump(("D", day), ts)
+            effect.named.add((DAY_TAG, day))
+            effect.bump((DAY_TAG, day), ts)
         if newest_of_day:
             effect.bump(GLOBAL, max(newest_of_day.values()))
         for key, items in by_entity.items():
             self._apply_entity(key, items, state, effect)
         return effect
 
-    def _apply_entity(self, key: EntityKey, items: Sequence[tuple[int, EventBase]], state: State,
+    def _apply_entity(self, key: EntityKey, items: Sequence[tuple[int, FoldEvent]], state: State,
                       effect: Effect) -> None:
         entity = state.get(key)
         before = state.contribution(key, entity)
@@ -168,8 +191,8 @@ class Fold:
                 activity: dict[str, int | None] = {}
                 before.update(entity, touched, effect.deltas, activity)
                 contributor = f"s:{key[1]}"
-                for mentor_id, ts in activity.items():
-                    effect.activity[(mentor_id, contributor)] = ts
+                for mentor_id, last in activity.items():
+                    effect.activity[(mentor_id, contributor)] = last
         else:
             apply = _APPLY[kind]
             for ts, event in items:
@@ -178,7 +201,8 @@ class Fold:
                 after = mentor_contribution(entity)  # type: ignore[arg-type]
                 state.contributions[key] = after
                 diff(before.counts, after.counts, effect.deltas)
-                if after.mentor_self != before.mentor_self:
+                # mentor_contribution always sets mentor_self: the None test only narrows its type
+                if after.mentor_self is not None and after.mentor_self != before.mentor_self:
                     effect.mentor_self[key[1]] = after.mentor_self
         if not changed:
             return
@@ -187,69 +211,69 @@ class Fold:
             effect.bump(row, entity.max_ts)  # type: ignore[union-attr]
 
     # --- per kind: apply one event, return whether the state changed ----------------------
-    def _student(self, s: Student, ts: int, event: EventBase, effect: Effect, touched: Touched) -> bool:
+    def _student(self, s: Student, ts: int, event: FoldEvent, effect: Effect, touched: Touched) -> bool:
         changed = ts > s.max_ts
         s.max_ts = max(s.max_ts, ts)
         eid = event.event_id
-        kind = event.type  # dispatch on the type: events come as the pydantic models or as cohortflow.contract.structs Structs
+        kind = event.type  # dispatch on the type, not the class: see FoldEvent
         if kind == "submission.submitted":
             d = event.data
             return s.apply_submitted(ts, eid, d.submission_id, d.pillar, d.attempt, touched) | changed
         if kind == "review.completed":
             d = event.data
-            effect.named.add(("M", d.mentor_id))
+            effect.named.add((MENTOR_TAG, d.mentor_id))
             review = Review(ts, eid, d.submission_id, d.attempt, d.mentor_id, d.decision == "approved")
             return s.apply_review(d.review_id, review, touched) | changed
         if kind == "student.enrolled":
             d = event.data
-            effect.named.add(("F", d.campus, d.floor))
+            effect.named.add((FLOOR_TAG, d.campus, d.floor))
             return s.apply_status(ts, eid, True, touched) | s.apply_floor(ts, eid, d.campus, d.floor, touched) | changed
         if kind == "student.transferred":
-            effect.named.add(("F", event.data.campus, event.data.floor))
+            effect.named.add((FLOOR_TAG, event.data.campus, event.data.floor))
             return s.apply_floor(ts, eid, event.data.campus, event.data.floor, touched) | changed
         if kind == "student.withdrawn":
             return s.apply_status(ts, eid, False, touched) | changed
         if kind == "student.assigned":
             if event.data.mentor_id is not None:
-                effect.named.add(("M", event.data.mentor_id))
+                effect.named.add((MENTOR_TAG, event.data.mentor_id))
             return s.apply_mentor(ts, eid, event.data.mentor_id, touched) | changed
         raise TypeError(f"not a student event: {event.type}")
 
-    def _mentor(self, m: Mentor, ts: int, event: EventBase, effect: Effect) -> bool:
+    def _mentor(self, m: Mentor, ts: int, event: FoldEvent, effect: Effect) -> bool:
         changed = ts > m.max_ts
         m.max_ts = max(m.max_ts, ts)
-        effect.named.add(("M", m.id))
+        effect.named.add((MENTOR_TAG, m.id))
         eid, kind = event.event_id, event.type
         if kind == "mentor.joined":
-            effect.named.add(("F", event.data.campus, event.data.floor))
+            effect.named.add((FLOOR_TAG, event.data.campus, event.data.floor))
             return m.apply_status(ts, eid, True) | m.apply_floor(ts, eid, event.data.campus, event.data.floor) | changed
         if kind == "mentor.transferred":
-            effect.named.add(("F", event.data.campus, event.data.floor))
+            effect.named.add((FLOOR_TAG, event.data.campus, event.data.floor))
             return m.apply_floor(ts, eid, event.data.campus, event.data.floor) | changed
         if kind == "mentor.left":
             return m.apply_status(ts, eid, False) | changed
         raise TypeError(f"not a mentor event: {event.type}")
 
-    def _logins(self, person: Logins, ts: int, event: EventBase, effect: Effect) -> bool:
+    def _logins(self, person: Logins, ts: int, event: FoldEvent, effect: Effect) -> bool:
         if not person.counted.first_time(event.event_id, ts, self.config.horizon_us):
             return False
         day = day_of(ts)
         if event.type == "login.succeeded":
-            _add(effect.deltas, ("D", day), "logins", 1)
+            _add(effect.deltas, (DAY_TAG, day), "logins", 1)
             if day not in person.days:  # days only grow: the monotone part needs no before/after
                 person.days.add(day)
-                _add(effect.deltas, ("D", day), "active_users", 1)
+                _add(effect.deltas, (DAY_TAG, day), "active_users", 1)
             if person.last_login is None or ts > person.last_login:
                 person.last_login = ts
                 person.max_ts = ts  # only successful logins are applied to the mentor row
                 effect.activity[(person.id, f"l:{person.id}")] = ts
         elif event.type == "login.failed":
-            _add(effect.deltas, ("D", day), "failed_logins", 1)
+            _add(effect.deltas, (DAY_TAG, day), "failed_logins", 1)
         else:
             raise TypeError(f"not a login event: {event.type}")
         return True
 
-    def _inbox(self, inbox: Inbox, ts: int, event: EventBase, effect: Effect) -> bool:
+    def _inbox(self, inbox: Inbox, ts: int, event: FoldEvent, effect: Effect) -> bool:
         before = inbox.unread
         kind = event.type
         if kind == "notification.read_all":
@@ -257,7 +281,7 @@ class Fold:
                 return False
             inbox.mark_all_read(ts)
         else:
-            nid = event.data.notification_id  # type: ignore[attr-defined]
+            nid = event.data.notification_id
             note = inbox.notifications.get(nid)
             if note is None:
                 note = inbox.notifications[nid] = Notification()
@@ -265,7 +289,7 @@ class Fold:
                 if event.event_id in note.created:
                     return False
                 note.created[event.event_id] = ts
-                _add(effect.deltas, ("D", day_of(ts)), "notifications_created", 1)
+                _add(effect.deltas, (DAY_TAG, day_of(ts)), "notifications_created", 1)
             elif kind == "notification.read":
                 if note.read:
                     return False
@@ -278,25 +302,28 @@ class Fold:
             effect.unread[inbox.id] = inbox.unread
         return True
 
-    def _actor(self, actor: Actor, ts: int, event: EventBase, effect: Effect) -> bool:
+    def _actor(self, actor: Actor, ts: int, event: FoldEvent, effect: Effect) -> bool:
         if event.type != "audit.recorded":
             raise TypeError(f"not an audit event: {event.type}")
         if not actor.counted.first_time(event.event_id, ts, self.config.horizon_us):
             return False
-        _add(effect.deltas, ("D", day_of(ts)), "audit_events", 1)
+        _add(effect.deltas, (DAY_TAG, day_of(ts)), "audit_events", 1)
         effect.audit.append(event)
         return True
 
 
-_APPLY = {STUDENT: Fold._student, MENTOR: Fold._mentor, LOGINS: Fold._logins, INBOX: Fold._inbox, ACTOR: Fold._actor}
+# Per entity kind; the signatures differ (_student also takes the Touched), so the callables are typed loosely.
+_APPLY: dict[str, Callable[..., bool]] = {
+    STUDENT: Fold._student, MENTOR: Fold._mentor, LOGINS: Fold._logins, INBOX: Fold._inbox, ACTOR: Fold._actor,
+}
 
 
 def _attached(entity: Entity) -> list[Row]:
     """The floor and mentor rows a person is attached to (see docs/semantics.md, as_of)."""
     if isinstance(entity, Student):
-        return [("F", *f) for f in entity.floors_named] + [("M", m) for m in entity.mentors_named]
+        return [(FLOOR_TAG, *f) for f in entity.floors_named] + [(MENTOR_TAG, m) for m in entity.mentors_named]
     if isinstance(entity, Mentor):
-        return [("F", *f) for f in entity.floors_named] + [("M", entity.id)]
+        return [(FLOOR_TAG, *f) for f in entity.floors_named] + [(MENTOR_TAG, entity.id)]
     if isinstance(entity, Logins) and entity.last_login is not None:
-        return [("M", entity.id)]
+        return [(MENTOR_TAG, entity.id)]
     return []

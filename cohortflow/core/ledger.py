@@ -12,16 +12,15 @@ the output thrown away, so there is one code path.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 
 from cohortflow.core.clock import day_of
 from cohortflow.core.entities import Student, Touched, latest_status, status_steps
+from cohortflow.core.rows import DAY_TAG, FLOOR_TAG, GLOBAL, MENTOR_TAG
 
 Flat = dict[tuple[tuple, str], int]  # (row, field) -> value
 Deltas = dict[tuple, dict[str, int]]  # row -> field -> change (the Effect's layout)
 
 PENDING, APPROVED, REJECTED = 0, 1, 2
-_GLOBAL = ("G",)
 
 
 def _emit(out: Deltas | None, old: Flat, new: Flat) -> None:
@@ -87,7 +86,7 @@ class StudentLedger:
         for sid in touched.submissions:
             new = {}
             for submitted in subs[sid].submitted.values():
-                key = (("D", day_of(submitted)), "submissions")
+                key = ((DAY_TAG, day_of(submitted)), "submissions")
                 new[key] = new.get(key, 0) + 1
             _emit(out, self.sub_parts.get(sid, {}), new)
             self.sub_parts[sid] = new
@@ -107,11 +106,11 @@ class StudentLedger:
             self.active = latest_status(student.status)
             new = {}
             for ts, step in status_steps(student.status).items():
-                key = (("D", day_of(ts)), "students_step")
+                key = ((DAY_TAG, day_of(ts)), "students_step")
                 new[key] = new.get(key, 0) + step
             new = {k: v for k, v in new.items() if v}
             if self.active:
-                new[(_GLOBAL, "students_total")] = 1
+                new[(GLOBAL, "students_total")] = 1
             _emit(out, self.status_part, new)
             self.status_part = new
         if touched.status or touched.placement or aggregates_moved:
@@ -152,7 +151,7 @@ class StudentLedger:
         pending, approved, rejected = self.status_counts
         mentor_id = student.mentor[2] if student.mentor is not None else None
         if student.floor is not None:
-            row = ("F", student.floor[2], student.floor[3])
+            row = (FLOOR_TAG, student.floor[2], student.floor[3])
             new[(row, "students_total")] = 1
             new[(row, "students_assigned")] = 1 if mentor_id is not None else 0
             new[(row, "submissions_pending")] = pending
@@ -162,15 +161,15 @@ class StudentLedger:
                 if count > 0:
                     new[(row, f"pillar:{pillar}")] = 1
         if mentor_id is not None:
-            row = ("M", mentor_id)
-            new[(row, "assigned_students")] = 1
-            new[(row, "pending_reviews")] = pending
+            mentor_row = (MENTOR_TAG, mentor_id)
+            new[(mentor_row, "assigned_students")] = 1
+            new[(mentor_row, "pending_reviews")] = pending
         return {k: v for k, v in new.items() if v}
 
 
 def _review_part(student: Student, rid: str) -> Flat:
     review = student.reviews[rid]
-    mentor_row, day_row = ("M", review.mentor_id), ("D", day_of(review.ts))
+    mentor_row, day_row = (MENTOR_TAG, review.mentor_id), (DAY_TAG, day_of(review.ts))
     verdict = "approvals" if review.approved else "rejections"
     part: Flat = {
         (mentor_row, "reviews_completed"): 1,

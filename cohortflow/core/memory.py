@@ -11,16 +11,18 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from cohortflow.contract.codec import DEFAULT_PILLARS
 from cohortflow.core.clock import day_date, instant
 from cohortflow.core.contributions import DAY_FIELDS, FLOOR_FIELDS, GLOBAL_FIELDS, MENTOR_FIELDS, Row, pillar_field
 from cohortflow.core.fold import Effect
+from cohortflow.core.rows import DAY_TAG, FLOOR_TAG, GLOBAL, MENTOR_TAG
 
 ViewRows = dict[str, dict[Any, dict[str, Any]]]  # view name -> key -> column -> value
 
 
 @dataclass(frozen=True)
 class ViewConfig:
-    pillars: tuple[str, ...] = ("clt", "sri", "cfc", "iipc", "scd")
+    pillars: tuple[str, ...] = DEFAULT_PILLARS
     workload_low_below: int = 5
     workload_overloaded_above: int = 20
 
@@ -63,12 +65,12 @@ class MemoryViews:
             if ts > self.as_of.get(row, -1 << 62):
                 self.as_of[row] = ts
         self.mentor_self.update(effect.mentor_self)
-        for (mentor_id, contributor), ts in effect.activity.items():
+        for (mentor_id, contributor), last in effect.activity.items():
             contributions = self.activity.setdefault(mentor_id, {})
-            if ts is None:
+            if last is None:
                 contributions.pop(contributor, None)
             else:
-                contributions[contributor] = ts
+                contributions[contributor] = last
         self.unread.update(effect.unread)
 
     def merge(self, other: MemoryViews) -> None:
@@ -88,27 +90,29 @@ class MemoryViews:
     def views(self, config: ViewConfig) -> ViewRows:
         """Every public view, as the contract names its columns (``updated_at`` excepted)."""
         out: ViewRows = {"floor_summary": {}, "mentor_summary": {}, "global_daily": {}, "global_current": {}}
-        for row in sorted(r for r in self.named if r[0] == "F"):
+        for row in sorted(r for r in self.named if r[0] == FLOOR_TAG):
             out["floor_summary"][(row[1], row[2])] = self._floor(row, config)
-        for row in sorted(r for r in self.named if r[0] == "M"):
+        for row in sorted(r for r in self.named if r[0] == MENTOR_TAG):
             out["mentor_summary"][row[1]] = self._mentor(row, config)
         students = mentors = 0
-        for row in sorted(r for r in self.named if r[0] == "D"):
+        for row in sorted(r for r in self.named if r[0] == DAY_TAG):
             counts = self.rows.get(row, {})
             students += counts.get("students_step", 0)
             mentors += counts.get("mentors_step", 0)
-            day = {name: counts.get(name, 0) for name in DAY_FIELDS if not name.endswith(("_step", "_us_sum"))}
+            day: dict[str, Any] = {
+                name: counts.get(name, 0) for name in DAY_FIELDS if not name.endswith(("_step", "_us_sum"))
+            }
             del day["review_count"]
             day["avg_review_seconds"] = _seconds(counts.get("review_us_sum", 0), counts.get("review_count", 0))
             day.update(students_total=students, mentors_total=mentors, as_of=_at(self.as_of.get(row)))
             out["global_daily"][day_date(row[1])] = day
-        counts = self.rows.get(("G",), {})
-        floors = [r for r in self.named if r[0] == "F"]
+        counts = self.rows.get(GLOBAL, {})
+        floors = [r for r in self.named if r[0] == FLOOR_TAG]
         out["global_current"][None] = {
             **{name: counts.get(name, 0) for name in GLOBAL_FIELDS},
             "campuses": len({r[1] for r in floors}),
             "floors": len(floors),
-            "as_of": _at(self.as_of.get(("G",))),
+            "as_of": _at(self.as_of.get(GLOBAL)),
         }
         return out
 
@@ -122,7 +126,9 @@ class MemoryViews:
             "students_unassigned": total - values["students_assigned"],
             "pillar_completed": completed,
             "pillar_progress": {p: percent(n, total) for p, n in completed.items()},
-            "avg_completion": percent(sum(completed.values()), len(config.pillars) * total) if total else Decimal("0.00"),
+            "avg_completion": (
+                percent(sum(completed.values()), len(config.pillars) * total) if total else Decimal("0.00")
+            ),
             "as_of": _at(self.as_of.get(row)),
         }
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from cohortflow.contract import (
     DEFAULT_CONTRACT,
@@ -426,7 +427,7 @@ def test_attempts_up_to_64_bits_are_accepted() -> None:
 
 def test_decoded_events_are_frozen() -> None:
     event = decode(*record())
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         event.event_id = "other"  # type: ignore[misc]
 
 

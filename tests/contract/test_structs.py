@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from cohortflow.contract import DEFAULT_CONTRACT, EVENT_CLASSES, Contract, Rejection, SchemaError, codec, structs
 from cohortflow.contract.structs import STRUCTS, StructEvent, as_dict
-from tests.logs import adversarial_log, kafka_records
 from tests.contract.test_decode import CASES, ORDER, document, record
-from tests.strategies import TOPICS, KEYS, mutated_records, valid_records
+from tests.logs import adversarial_log, kafka_records
+from tests.strategies import KEYS, TOPICS, mutated_records, valid_records
 
 PROPERTY = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

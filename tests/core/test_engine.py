@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cohortflow.contract import DEFAULT_CONTRACT
-from tests.strategies import adversarial_events, partitionings
-from tests.builders import ev
-from tests.core.test_kernel import normalised, python_fields
 from cohortflow.core import engine as engines
 from cohortflow.core import state_codec
 from cohortflow.core.fold import FoldConfig, entity_key
+from tests.builders import ev
+from tests.core.test_kernel import normalised, python_fields
+from tests.strategies import adversarial_events, partitionings
 
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from tests.builders import at, ev
 from cohortflow.core.fold import Fold, State
 from cohortflow.core.memory import MemoryViews, ViewConfig
+from tests.builders import at, ev
 
 
 def fold(events, batches: int = 1) -> dict:

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cohortflow.contract import DEFAULT_CONTRACT
-from tests import oracle
-from tests.strategies import adversarial_events, partitionings
 from cohortflow.core import state_codec
 from cohortflow.core.fold import Fold, State
 from cohortflow.core.memory import MemoryViews, ViewConfig
+from tests import oracle
+from tests.strategies import adversarial_events, partitionings
 
 CONFIG = ViewConfig()
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -98,8 +98,8 @@ def test_effects_name_every_row_they_change(events) -> None:
 @given(adversarial_events(DEFAULT_CONTRACT), st.integers(2, 5))
 def test_folding_shares_of_the_partitions_apart_and_merging_gives_the_same_views(events, shares) -> None:
     """What `rebuild` relies on to fold in several processes: each entity's events sit in one partition number."""
-    from cohortflow.pipeline.processor import shard_of
     from cohortflow.core.fold import entity_key
+    from cohortflow.pipeline.processor import shard_of
 
     parts = [[e for e in events if shard_of(entity_key(e)[1], shares) == i] for i in range(shares)]
     merged = MemoryViews()

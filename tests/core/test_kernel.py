@@ -21,13 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cohortflow.contract import DEFAULT_CONTRACT, EVENT_TYPES, Rejection, decode
-from tests.logs import adversarial_log, kafka_records
-from tests.strategies import adversarial_events, events_of_type, moments, partitionings, valid_events
-from tests.builders import ev
 from cohortflow.core import state_codec
 from cohortflow.core._kernel import Kernel
 from cohortflow.core.fold import Effect, Fold, FoldConfig, State, entity_key
 from cohortflow.core.memory import MemoryViews, ViewConfig
+from tests.builders import ev
+from tests.logs import adversarial_log, kafka_records
+from tests.strategies import adversarial_events, events_of_type, moments, partitionings, valid_events
 
 CONFIG = ViewConfig()
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -47,10 +47,13 @@ def python_fields(effect: Effect) -> tuple:
     return tuple(getattr(effect, name) for name in FIELDS)
 
 
+DEFAULT_FOLD_CONFIG = FoldConfig()
+
+
 class Pair:
     """The reference and the kernel, fed the same operations and compared after each."""
 
-    def __init__(self, config: FoldConfig = FoldConfig()) -> None:
+    def __init__(self, config: FoldConfig = DEFAULT_FOLD_CONFIG) -> None:
         self.fold, self.state = Fold(config), State()
         self.kernel = Kernel(tuple(config.pillars), config.horizon_us)
         self.views, self.kernel_views = MemoryViews(), MemoryViews()

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cohortflow.contract import DEFAULT_CONTRACT
-from tests.strategies import valid_events
 from cohortflow.core import state_codec
 from cohortflow.core.fold import Fold, State
+from tests.strategies import valid_events
 
 
 @settings(max_examples=200, deadline=None)
