@@ -1,0 +1,1 @@
+"""Where the views live: PostgreSQL (views, offsets, entity states, audit trail, migrations) and Redis (badges)."""

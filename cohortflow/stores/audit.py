@@ -30,9 +30,9 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from cohortflow.errors import CohortflowError, IntegrityError
 from cohortflow.contract.events import AuditRecorded
-from cohortflow.stores.postgres import copy_rows
+from cohortflow.errors import CohortflowError
+from cohortflow.stores.postgres import copy_rows, scalar
 
 COLUMNS = ("event_id", "occurred_at", "actor_id", "action", "entity_type", "entity_id", "metadata", "source")
 _SELECT = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
@@ -90,7 +90,7 @@ async def ensure_ahead(conn: psycopg.AsyncConnection, today: date | None = None,
     for _ in range(ahead):
         months.append(next_month(months[-1]))
     cur = await conn.execute("SELECT audit_ensure_months(%s::date[])", [months])
-    return (await cur.fetchone())[0]
+    return scalar(await cur.fetchone())
 
 
 # --- ingest -------------------------------------------------------------------------------
@@ -174,7 +174,8 @@ class AuditFilter:
 
 @dataclass(frozen=True)
 class AuditPage:
-    rows: list[dict[str, Any]]  # newest first: event_id, occurred_at, actor_id, action, entity_type, entity_id, metadata, source
+    # newest first: event_id, occurred_at, actor_id, action, entity_type, entity_id, metadata, source
+    rows: list[dict[str, Any]]
     next_cursor: str | None  # None on the last page
 
 
@@ -263,8 +264,9 @@ def stats(conn: psycopg.Connection, schema: str) -> list[PartitionStat]:
     out = []
     for nsp, name, attached in found:
         table = sql.Identifier(nsp, name)
-        rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
-        size = conn.execute("SELECT pg_total_relation_size(%s::regclass)", [f'"{nsp}"."{name}"']).fetchone()[0]
+        rows = scalar(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone())
+        size = scalar(conn.execute("SELECT pg_total_relation_size(%s::regclass)",
+                                   [f'"{nsp}"."{name}"']).fetchone())
         out.append(PartitionStat(nsp, name, parse_month(name), rows, size, attached))
     return out
 
@@ -280,7 +282,7 @@ class Archived:
 
 
 def _count(conn: psycopg.Connection, schema: str, name: str) -> int:
-    return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))).fetchone()[0]
+    return scalar(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))).fetchone())
 
 
 def export_file(directory: Path, month: date) -> Path:

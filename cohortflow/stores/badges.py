@@ -79,7 +79,8 @@ class RedisBadges:
                 await self._queue(pipe, updates)
                 results = await pipe.execute()
         except RedisError as exc:
-            log.warning("Redis write of %d badges failed (%s); they will be restored from PostgreSQL", len(updates), exc)
+            log.warning("Redis write of %d badges failed (%s); they will be restored from PostgreSQL",
+                        len(updates), exc)
             self.needs_restore = True
             return 0
         if not results[0]:

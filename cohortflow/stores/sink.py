@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,43 +22,17 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from cohortflow.errors import IntegrityError, OperationalError
-from cohortflow.settings import Settings
-from cohortflow.stores.postgres import convert, copy_rows
-from cohortflow.stores import audit
 from cohortflow.core.clock import day_date, instant
 from cohortflow.core.contributions import DAY_FIELDS, FLOOR_FIELDS, GLOBAL_FIELDS, MENTOR_FIELDS, Row
 from cohortflow.core.fold import Effect, EntityKey
-
-TopicPartition = tuple[str, int]
+from cohortflow.core.rows import DAY_TAG, FLOOR_TAG, GLOBAL, MENTOR_TAG
+from cohortflow.errors import IntegrityError, OperationalError
+from cohortflow.settings import Settings
+from cohortflow.stores import audit
+from cohortflow.stores.port import BadgeUpdate, Commit, FenceConflict, TailEvent, TopicPartition
+from cohortflow.stores.postgres import convert, copy_rows
 
 _PILLAR = "pillar:"
-
-
-class FenceConflict(OperationalError):
-    """Another worker committed to a shard or partition since this worker loaded it: reload and redo."""
-
-
-@dataclass(frozen=True, slots=True)
-class BadgeUpdate:
-    user_id: str
-    unread: int
-    pending_reviews: int | None
-    rev: int
-
-
-TailEvent = tuple[str, bytes]  # (topic without prefix, record value) of an event applied to an entity
-
-
-@dataclass(frozen=True)
-class Commit:
-    """What a batch commits besides its Effect."""
-
-    entities: Mapping[EntityKey, tuple[int, bytes]]  # key -> (shard, encoded state) to write
-    fences: Mapping[int, int]  # shard -> version this worker loaded (0: none yet)
-    offsets: Mapping[TopicPartition, tuple[int | None, int]]  # tp -> (next offset loaded, new next offset)
-    # key -> (seq of the first, events) to append to the entity's tail instead of writing its state
-    tails: Mapping[EntityKey, tuple[int, Sequence[TailEvent]]] = field(default_factory=dict)
 
 
 def pool(settings: Settings, max_size: int = 4, *, check: bool = True, staging: bool = False) -> AsyncConnectionPool:
@@ -284,7 +257,7 @@ class PostgresViews:
         return check()
 
     async def _floors(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
-        rows = _rows_of(effect, "F")
+        rows = _rows_of(effect, FLOOR_TAG)
         if not rows:
             return
         named = [r for r in rows if r in effect.named]
@@ -327,8 +300,8 @@ class PostgresViews:
 
     async def _mentors(self, conn: psycopg.AsyncConnection, effect: Effect) -> dict[str, tuple[int, bool]]:
         """Apply mentor rows; return mentor -> (pending_reviews, named) for badges that must mirror it."""
-        rows = sorted(set(_rows_of(effect, "M")) | {("M", m) for m in effect.mentor_self}
-                      | {("M", m) for m, _ in effect.activity})
+        rows = sorted(set(_rows_of(effect, MENTOR_TAG)) | {(MENTOR_TAG, m) for m in effect.mentor_self}
+                      | {(MENTOR_TAG, m) for m, _ in effect.activity})
         if not rows:
             return {}
         cur = await conn.execute(
@@ -402,7 +375,7 @@ class PostgresViews:
         )
 
     async def _days(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
-        rows = _rows_of(effect, "D")
+        rows = _rows_of(effect, DAY_TAG)
         if not rows:
             return
         records = []
@@ -435,8 +408,8 @@ class PostgresViews:
         )
 
     async def _global(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
-        deltas = effect.deltas.get(("G",), {})
-        as_of = effect.as_of.get(("G",))
+        deltas = effect.deltas.get(GLOBAL, {})
+        as_of = effect.as_of.get(GLOBAL)
         if not deltas and as_of is None:
             return
         await conn.execute(
@@ -447,7 +420,8 @@ class PostgresViews:
             [*(deltas.get(n, 0) for n in GLOBAL_FIELDS), instant(as_of) if as_of is not None else None],
         )
 
-    async def _badges(self, conn: psycopg.AsyncConnection, effect: Effect, mentors: dict[str, tuple[int, bool]]) -> list[BadgeUpdate]:
+    async def _badges(self, conn: psycopg.AsyncConnection, effect: Effect,
+                      mentors: dict[str, tuple[int, bool]]) -> list[BadgeUpdate]:
         updates: dict[str, BadgeUpdate] = {}
         if effect.unread:
             users = sorted(effect.unread)

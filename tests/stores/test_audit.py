@@ -13,13 +13,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cohortflow.settings import Settings
 from cohortflow.contract.events import AuditRecorded, AuditRecordedData
+from cohortflow.settings import Settings
+from cohortflow.stores import audit
+from cohortflow.stores.audit import AuditError, AuditFilter, BadAuditQuery
 from tests import oracle
 from tests.logs import adversarial_log, valid_events
 from tests.pipeline.harness import Worker, applied, publish, records_of, wait_caught_up
-from cohortflow.stores import audit
-from cohortflow.stores.audit import AuditError, AuditFilter, BadAuditQuery
 
 pytestmark = pytest.mark.integration
 
@@ -274,7 +274,8 @@ def test_queries_use_the_indexes(stack: Settings) -> None:
             query, params = audit._page_query(flt, None, 50)
             plan = "\n".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + query, params))
             assert "Index" in plan and "Seq Scan" not in plan, plan
-            assert not re.search(r"(^|->)\s*Sort\s+\(", plan, re.M), f"{index}: sorts instead of reading in order\n{plan}"
+            assert not re.search(r"(^|->)\s*Sort\s+\(", plan, re.M), (
+                f"{index}: sorts instead of reading in order\n{plan}")
 
 
 def test_the_audit_commands_archive_restore_and_show_stats(stack: Settings, tmp_path: Path) -> None:

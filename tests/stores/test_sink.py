@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from cohortflow.settings import Settings
 from cohortflow.core.clock import instant, micros
+from cohortflow.settings import Settings
 from cohortflow.stores.sink import _instant_sql
 
 pytestmark = pytest.mark.integration
