@@ -19,9 +19,9 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from cohortflow.core.fold import Effect
 from cohortflow.errors import ServiceUnavailable
 from cohortflow.settings import Settings
-from cohortflow.core.fold import Effect
 from cohortflow.stores.sink import BadgeUpdate, Commit, PostgresViews, pool
 
 T = TypeVar("T")

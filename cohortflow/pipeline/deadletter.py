@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
 from cohortflow.contract import Rejection
-
+from cohortflow.stores.port import SourceRecord
 
 DEADLETTER_MAX_BYTES = 8 * 1024 * 1024
 """The deadletter topic takes records this large (``topics ensure`` sets it): oversize records fit."""
-
-
-class SourceRecord(Protocol):
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 def headers(record: SourceRecord, rejection: Rejection) -> list[tuple[str, bytes]]:

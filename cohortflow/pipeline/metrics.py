@@ -1,4 +1,7 @@
-"""Prometheus metrics of the worker: an :class:`~cohortflow.pipeline.observer.Observer` (never called by processing code directly)."""
+"""Prometheus metrics of the worker: an :class:`~cohortflow.pipeline.observer.Observer`.
+
+Processing code never calls these directly.
+"""
 
 from __future__ import annotations
 

@@ -32,18 +32,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from cohortflow.errors import IntegrityError
 from cohortflow.contract import Contract, Rejection
 from cohortflow.contract.structs import decode  # the hot path: msgspec, with the contract path for every refusal
-from cohortflow.contract.events import EventBase
 from cohortflow.contract.topics import Topic, topic_name
-from cohortflow.pipeline.deadletter import DeadLetters, SourceRecord
-from cohortflow.pipeline.observer import BatchReport, Observer
-from cohortflow.stores.badges import RedisBadges
 from cohortflow.core.clock import micros
 from cohortflow.core.engine import FoldEngine, shard_of
-from cohortflow.core.fold import Effect, EntityKey, entity_key
-from cohortflow.stores.sink import BadgeUpdate, Commit, FenceConflict, PostgresViews, TailEvent
+from cohortflow.core.fold import Effect, EntityKey, FoldEvent, entity_key
+from cohortflow.core.rows import VIEW_OF_TAG
+from cohortflow.errors import IntegrityError
+from cohortflow.pipeline.observer import BatchReport, Observer
+from cohortflow.stores.port import (
+    BadgeCache,
+    BadgeUpdate,
+    Commit,
+    DeadLetterSink,
+    FenceConflict,
+    SourceRecord,
+    TailEvent,
+    ViewStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +68,8 @@ FOLD_CHUNK = 1000
 
 
 class Committer(Protocol):
-    """Where a batch's transaction runs: the store itself, or :class:`cohortflow.pipeline.committer.ThreadedCommitter`."""
+    """Where a batch's transaction runs: the store itself, or
+    :class:`cohortflow.pipeline.committer.ThreadedCommitter`."""
 
     async def commit(self, effect: Effect, commit: Commit) -> list[BadgeUpdate]: ...
 
@@ -87,8 +95,13 @@ class Outcome:
 
 
 class BatchProcessor:
-    def __init__(self, *, contract: Contract, engine: FoldEngine, store: PostgresViews, badges: RedisBadges,
-                 deadletters: DeadLetters, consumer: Consumer, partitions: int, cache_max_entities: int,
+    """Folds fetched batches and commits them exactly once, through the store port (:mod:`cohortflow.stores.port`).
+
+    The worker gives it PostgresViews, RedisBadges and DeadLetters; its unit tests the in-memory adapters.
+    """
+
+    def __init__(self, *, contract: Contract, engine: FoldEngine, store: ViewStore, badges: BadgeCache,
+                 deadletters: DeadLetterSink, consumer: Consumer, partitions: int, cache_max_entities: int,
                  observer: Observer | None = None, committer: Committer | None = None) -> None:
         self.contract = contract
         self.engine = engine  # the entity states this worker holds, and the fold over them
@@ -217,9 +230,9 @@ class BatchProcessor:
             # Decoded a chunk at a time; the entities the cache lacks are read in one query for the whole batch
             # (a round trip per chunk would stall the fold on PostgreSQL); then folded a chunk per engine call.
             # The chunks add up to the effect of the whole batch, which commits once.
-            decoded: list[tuple[list[EventBase], list[EntityKey]]] = []
+            decoded: list[tuple[list[FoldEvent], list[EntityKey]]] = []
             for chunk in chunks:
-                events: list[EventBase] = []
+                events: list[FoldEvent] = []
                 chunk_keys: list[EntityKey] = []
                 for record, short in chunk:
                     result = decode(record.topic, record.key, record.value, self.contract)
@@ -229,7 +242,8 @@ class BatchProcessor:
                     else:
                         events.append(result)
                         chunk_keys.append(entity_key(result))
-                        values.append((short, record.value))
+                        # decode refuses a record without a value, so an event's value is bytes
+                        values.append((short, record.value))  # type: ignore[arg-type]
                         report.by_type[result.type] += 1
                 decoded.append((events, chunk_keys))
                 keys += chunk_keys
@@ -359,7 +373,7 @@ class BatchProcessor:
         self.badges.needs_restore = False  # a failure or a Redis restart meanwhile sets it again
         try:
             self.observer.badges_restored(await self.badges.restore(self.store.badges))
-        except Exception as exc:  # PostgreSQL trouble: try again after the next batch
+        except Exception as exc:  # noqa: BLE001 - PostgreSQL or Redis trouble: try again after the next batch
             log.warning("restoring badges into Redis failed: %s", exc)
             self.badges.needs_restore = True
 
@@ -409,9 +423,8 @@ class BatchProcessor:
 def _freshness(effect: Effect) -> dict[str, float]:
     now = micros(datetime.now(UTC))
     newest: dict[str, int] = {}
-    names = {"F": "floor_summary", "M": "mentor_summary", "D": "global_daily", "G": "global_current"}
     for row, ts in effect.as_of.items():
-        name = names[row[0]]
+        name = VIEW_OF_TAG[row[0]]
         if ts > newest.get(name, -1 << 62):
             newest[name] = ts
     return {name: max(0.0, (now - ts) / 1e6) for name, ts in newest.items()}

@@ -16,28 +16,29 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import multiprocessing
 import os
-import logging
 import re
 import zlib
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from cohortflow.errors import CohortflowError
-from cohortflow.settings import Settings, load_settings
-from cohortflow.contract.events import EventBase
-from cohortflow.pipeline.replay import ReplayStats, end_offsets, replay
-from cohortflow.pipeline import snapshot
 from cohortflow.core import state_codec
-from cohortflow.core.fold import EntityKey, Fold, FoldConfig, State, entity_key
+from cohortflow.core.fold import EntityKey, Fold, FoldConfig, FoldEvent, State, entity_key
 from cohortflow.core.memory import MemoryViews
+from cohortflow.errors import CohortflowError
+from cohortflow.pipeline import snapshot
+from cohortflow.pipeline.replay import ReplayStats, end_offsets, replay
+from cohortflow.settings import Settings, load_settings
 from cohortflow.stores.migrate import migrate
+from cohortflow.stores.postgres import aconnect, connect, scalar
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,9 @@ def fold_log(settings: Settings, offsets: dict[tuple[str, int], int], until: dat
     processes = max(1, min(processes or os.cpu_count() or 1, len(numbers)))
     if processes == 1:
         return _fold_share(settings, offsets, until, progress)
-    by_partition = [({tp: end for tp, end in offsets.items() if numbers.index(tp[1]) % processes == i}, None)
-                    for i in range(processes)]
+    by_partition: list[Share] = [
+        ({tp: end for tp, end in offsets.items() if numbers.index(tp[1]) % processes == i}, None)
+        for i in range(processes)]
     parts = _fold_in_processes(settings, by_partition, until, progress, 1)
     seen: set[EntityKey] = set()
     split = False
@@ -104,7 +106,7 @@ def fold_log(settings: Settings, offsets: dict[tuple[str, int], int], until: dat
     if split:
         log.warning("an entity's events sit in more than one partition (producers with different partitioners);"
                     " folding again with the processes sharing entities instead of partitions")
-        by_entity = [(offsets, (i, processes)) for i in range(processes)]
+        by_entity: list[Share] = [(offsets, (i, processes)) for i in range(processes)]
         parts = _fold_in_processes(settings, by_entity, until, progress, processes)
     memory, entities, stats = MemoryViews(), [], ReplayStats()
     for part, part_entities, part_stats in parts:
@@ -144,7 +146,7 @@ def _fold_in_processes(settings: Settings, shares: list[Share], until: datetime 
         gc.unfreeze()
 
 
-_counters = None
+_counters: Any = None  # the multiprocessing Array a forked child writes its progress to
 
 
 def _share_counters(counters) -> None:  # noqa: ANN001 - a multiprocessing Array
@@ -164,11 +166,11 @@ def _fold_counted(settings: Settings, share: Share, until: datetime | None, slot
 def _fold_share(settings: Settings, offsets: dict[tuple[str, int], int], until: datetime | None,
                 progress: Callable[[int], None] | None, entities: tuple[int, int] | None = None,
                 ) -> tuple[MemoryViews, list[tuple[EntityKey, bytes]], ReplayStats]:
-    folder = Fold(FoldConfig(pillars=settings.pillars, dedup_horizon_days=settings.dedup_horizon_days))
+    folder = Fold(FoldConfig.of(settings))
     state, memory = State(), MemoryViews()
     folded = 0
 
-    def on_events(events: list[EventBase]) -> None:
+    def on_events(events: list[FoldEvent]) -> None:
         nonlocal folded
         if entities is not None:
             index, of = entities
@@ -202,15 +204,14 @@ def rebuild(settings: Settings, *, views: tuple[str, ...] = VIEWS, until: dateti
                                        (lambda done: progress(done, total)) if progress else None, processes)
     complete = set(views) == set(VIEWS) and until is None
     shadow = load_settings(**_same_as(settings), postgres_schema=target)
-    with psycopg.connect(settings.postgres_url, autocommit=True) as conn:
+    with connect(settings, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(target)))
     migrate(shadow)
     tables = [t for view in views for t in snapshot.VIEW_TABLES[view]]
     partitions = len({p for _, p in offsets})
 
     async def write() -> None:
-        async with await psycopg.AsyncConnection.connect(
-            settings.postgres_url, options=f"-c search_path={target}") as conn:
+        async with aconnect(settings, schema=target) as conn:
             async with conn.transaction():
                 await snapshot.write(conn, snapshot.from_memory(memory), entities if complete else None, offsets,
                                      partitions, settings.pillars, settings.workload_low_below,
@@ -232,12 +233,12 @@ def promote(settings: Settings, shadow: str) -> str:
     """Atomically make ``shadow`` the live schema; return the name the old live schema now has."""
     live = settings.postgres_schema
     retired = f"{live}_replaced_{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"[:63]
-    with psycopg.connect(settings.postgres_url) as conn, conn.transaction():
+    with connect(settings) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('cohortflow-swap:' || %s))", [live])
         exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [live]).fetchone()
         if exists:
-            top = conn.execute(sql.SQL("SELECT coalesce(max(rev), 0) FROM {}.badges").format(
-                sql.Identifier(live))).fetchone()[0]
+            top = scalar(conn.execute(sql.SQL("SELECT coalesce(max(rev), 0) FROM {}.badges").format(
+                sql.Identifier(live))).fetchone())
             conn.execute(sql.SQL("UPDATE {}.badges SET rev = rev + %s").format(sql.Identifier(shadow)), [top])
             _carry_audit_trail(conn, live, shadow)
             conn.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(sql.Identifier(live), sql.Identifier(retired)))

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from cohortflow.errors import IntegrityError, ServiceUnavailable
-from cohortflow.settings import Settings
 from cohortflow.contract import Rejection
 from cohortflow.contract.structs import decode  # msgspec, with the contract path for every refusal
-from cohortflow.contract.events import EventBase
 from cohortflow.contract.topics import EVENT_TOPICS, topic_name
+from cohortflow.core.fold import FoldEvent
+from cohortflow.errors import IntegrityError, ServiceUnavailable
+from cohortflow.settings import Settings
 
 TP = tuple[str, int]
 
@@ -45,8 +45,7 @@ async def partitions(settings: Settings) -> list[TP]:
         raise ServiceUnavailable(f"Kafka did not answer at {settings.kafka_bootstrap}: {exc}") from exc
     try:
         found = []
-        for topic in EVENT_TOPICS:
-            name = topic_name(settings.topic_prefix, topic)
+        for name in contract_topics(settings):
             parts = consumer.partitions_for_topic(name) or await _fetch_partitions(consumer, name)
             if not parts:
                 raise IntegrityError(f"topic {name} does not exist: nothing to replay (run `cohortflow topics ensure`)")
@@ -57,8 +56,26 @@ async def partitions(settings: Settings) -> list[TP]:
 
 
 async def _fetch_partitions(consumer: AIOKafkaConsumer, name: str) -> set[int] | None:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call for this
+    await refresh_metadata(consumer)
     return consumer.partitions_for_topic(name)
+
+
+# Shared with the read API's long-lived end-offsets client (cohortflow.api.offsets), which keeps one
+# consumer open and tolerates missing topics where a rebuild must refuse them.
+def contract_topics(settings: Settings) -> list[str]:
+    """The contract topics' names under the settings' prefix, in EVENT_TOPICS order."""
+    return [topic_name(settings.topic_prefix, topic) for topic in EVENT_TOPICS]
+
+
+async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
+    """Fetch the cluster's metadata now, so topics made after the consumer started are known."""
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call for this
+
+
+async def end_offsets_on(consumer: AIOKafkaConsumer, tps: list[TP]) -> dict[TP, int]:
+    """The high watermark of each of ``tps``, asked through a started consumer."""
+    ends = await consumer.end_offsets([TopicPartition(t, p) for t, p in tps])
+    return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
 
 async def end_offsets(settings: Settings) -> dict[TP, int]:
@@ -67,13 +84,12 @@ async def end_offsets(settings: Settings) -> dict[TP, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
     try:
-        ends = await consumer.end_offsets([TopicPartition(t, p) for t, p in tps])
-        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+        return await end_offsets_on(consumer, tps)
     finally:
         await consumer.stop()
 
 
-async def replay(settings: Settings, targets: dict[TP, int], on_events: Callable[[list[EventBase]], None],
+async def replay(settings: Settings, targets: dict[TP, int], on_events: Callable[[list[FoldEvent]], None],
                  *, batch: int = 50_000, progress: Callable[[int], None] | None = None) -> ReplayStats:
     """Decode every record before ``targets`` (offset per partition) and hand events over in batches."""
     stats = ReplayStats()
@@ -96,7 +112,7 @@ async def replay(settings: Settings, targets: dict[TP, int], on_events: Callable
             )
         await consumer.seek_to_beginning(*assigned)
         pending = dict(wanted)
-        events: list[EventBase] = []
+        events: list[FoldEvent] = []
         contract = settings.contract
         while pending:
             fetched = await consumer.getmany(*[TopicPartition(t, p) for t, p in pending], timeout_ms=1000,

@@ -18,6 +18,7 @@ from cohortflow.core.clock import day_date, instant
 from cohortflow.core.contributions import DAY_FIELDS, FLOOR_FIELDS, MENTOR_FIELDS
 from cohortflow.core.fold import EntityKey
 from cohortflow.core.memory import MemoryViews
+from cohortflow.core.rows import DAY_TAG, FLOOR_TAG, GLOBAL, MENTOR_TAG
 from cohortflow.stores.postgres import copy_rows
 from cohortflow.stores.sink import write_entities
 
@@ -55,15 +56,15 @@ def from_memory(memory: MemoryViews) -> BaseRows:
     """The base rows a worker would hold after applying the same effects."""
     rows = memory.rows
     out: BaseRows = {table: {} for table in TABLES}
-    for r in (r for r in memory.named if r[0] == "F"):
+    for r in (r for r in memory.named if r[0] == FLOOR_TAG):
         counts = rows.get(r, {})
         out["floor_counts"][(r[1], r[2])] = {**{f: counts.get(f, 0) for f in FLOOR_FIELDS},
                                              "as_of": _at(memory.as_of.get(r))}
         for name, n in counts.items():
             if name.startswith("pillar:") and n:
                 out["floor_pillar_counts"][(r[1], r[2], name.removeprefix("pillar:"))] = {"completed": n}
-    mentors = ({r for r in memory.named | set(rows) | set(memory.as_of) if r[0] == "M"}
-               | {("M", m) for m in memory.mentor_self} | {("M", m) for m in memory.activity})
+    mentors = ({r for r in memory.named | set(rows) | set(memory.as_of) if r[0] == MENTOR_TAG}
+               | {(MENTOR_TAG, m) for m in memory.mentor_self} | {(MENTOR_TAG, m) for m in memory.activity})
     for r in mentors:
         counts = rows.get(r, {})
         campus, floor, active = memory.mentor_self.get(r[1], (None, None, None))
@@ -77,15 +78,15 @@ def from_memory(memory: MemoryViews) -> BaseRows:
     for mentor_id, contributions in memory.activity.items():
         for contributor, ts in contributions.items():
             out["mentor_activity"][(mentor_id, contributor)] = {"at": instant(ts)}
-    for r in {r for r in memory.named | set(rows) if r[0] == "D"}:
+    for r in {r for r in memory.named | set(rows) if r[0] == DAY_TAG}:
         counts = rows.get(r, {})
         out["daily_counts"][(day_date(r[1]),)] = {**{f: counts.get(f, 0) for f in DAY_FIELDS},
                                                   "as_of": _at(memory.as_of.get(r))}
-    totals = rows.get(("G",), {})
+    totals = rows.get(GLOBAL, {})
     out["global_counts"][(True,)] = {"students_total": totals.get("students_total", 0),
                                      "mentors_total": totals.get("mentors_total", 0),
                                      "unread_notifications": totals.get("unread_notifications", 0),
-                                     "as_of": _at(memory.as_of.get(("G",)))}
+                                     "as_of": _at(memory.as_of.get(GLOBAL))}
     badges = {user: {"unread": n, "pending_reviews": None} for user, n in memory.unread.items()}
     for (mentor_id,), row in out["mentor_counts"].items():
         if row["named"]:
@@ -126,8 +127,9 @@ async def write(conn: psycopg.AsyncConnection, base: BaseRows, entities: Iterabl
         await copy_rows(conn, "shard_fences (shard, version)", ((s, UNFENCED) for s in range(partitions)),
                         ["int4", "int8"])
         await write_entities(conn, ((key, shard_of(key[1], partitions), body) for key, body in entities))
-    extra = {"floor_counts": {"updated_at": now, "created_at": now}, "mentor_counts": {"updated_at": now},
-             "daily_counts": {"updated_at": now, "steps_changed_at": now}, "badges": {"rev": 1}}
+    extra: dict[str, dict[str, Any]] = {
+        "floor_counts": {"updated_at": now, "created_at": now}, "mentor_counts": {"updated_at": now},
+        "daily_counts": {"updated_at": now, "steps_changed_at": now}, "badges": {"rev": 1}}
     types = {"review_us_sum": "int8", "named": "bool", "active": "bool", "campus": "text", "floor": "text",
              "as_of": "timestamptz", "last_active_at": "timestamptz", "at": "timestamptz", "updated_at": "timestamptz",
              "created_at": "timestamptz", "steps_changed_at": "timestamptz", "day": "date", "rev": "int8",

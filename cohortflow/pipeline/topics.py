@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,10 +11,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from cohortflow.errors import IntegrityError, ServiceUnavailable
-from cohortflow.settings import Settings
 from cohortflow.contract.topics import Topic, topic_name
+from cohortflow.errors import IntegrityError, ServiceUnavailable
 from cohortflow.pipeline.deadletter import DEADLETTER_MAX_BYTES
+from cohortflow.settings import Settings
 
 
 @dataclass(frozen=True)

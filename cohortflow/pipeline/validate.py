@@ -25,11 +25,12 @@ import psycopg
 import redis
 from psycopg import sql
 
-from cohortflow.settings import Settings
-from cohortflow.pipeline.replay import ReplayStats
 from cohortflow.pipeline import snapshot
-from cohortflow.stores.badges import badge_key, held_badge
 from cohortflow.pipeline.rebuild import VIEWS, RebuildError, fold_log
+from cohortflow.pipeline.replay import ReplayStats
+from cohortflow.settings import Settings
+from cohortflow.stores.badges import badge_key, held_badge
+from cohortflow.stores.postgres import connect
 
 # Set where they still hold the snapshot's value rather than corrected by a delta: registers, instants,
 # and the badges table, which the worker itself writes as absolute values.
@@ -62,16 +63,18 @@ def validate(settings: Settings, *, views: tuple[str, ...] = VIEWS, repair: bool
         raise RebuildError(f"--views: unknown {', '.join(sorted(unknown))}; expected some of {', '.join(VIEWS)}")
     tables = [t for view in views for t in snapshot.VIEW_TABLES[view]]
     run = Validation(uuid.uuid4())
-    with psycopg.connect(settings.postgres_url, options=f"-c search_path={settings.postgres_schema}") as conn:
+    with connect(settings) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         with conn.transaction():
-            offsets = {(t, p): n for t, p, n in conn.execute("SELECT topic, partition, next_offset FROM consumer_offsets")}
+            offsets = {(t, p): n for t, p, n in
+                       conn.execute("SELECT topic, partition, next_offset FROM consumer_offsets")}
             live = snapshot.read(conn, tables)
             revs = dict(conn.execute("SELECT user_id, rev FROM badges").fetchall()) if "badges" in tables else {}
         conn.isolation_level = None
 
         total = sum(offsets.values())
-        memory, _, run.stats = fold_log(settings, offsets, progress=(lambda n: progress(n, total)) if progress else None)
+        memory, _, run.stats = fold_log(settings, offsets,
+                                        progress=(lambda n: progress(n, total)) if progress else None)
         expected = snapshot.from_memory(memory)
         for table in tables:
             keys, columns, view = snapshot.TABLES[table]
@@ -134,7 +137,7 @@ def _redis(settings: Settings, expected: dict, revs: dict[str, int]) -> list[Dif
 
 def _repair(conn: psycopg.Connection, d: Difference) -> None:
     keys, _, _ = snapshot.TABLES[d.table]
-    where = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in keys)
+    where: sql.Composable = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in keys)
     column = sql.Identifier(d.field)
     table = sql.Identifier(d.table)
     if d.table == "global_counts":

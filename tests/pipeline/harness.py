@@ -15,8 +15,8 @@ import psycopg
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from cohortflow.settings import Settings, env_name
 from cohortflow.contract.topics import EVENT_TOPICS, Topic, topic_name
+from cohortflow.settings import Settings, env_name
 from cohortflow.stores.queries import snapshot
 
 ROOT = Path(__file__).resolve().parents[2]

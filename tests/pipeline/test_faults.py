@@ -12,7 +12,8 @@ from cohortflow.settings import Settings
 from tests.logs import adversarial_log, valid_events
 from tests.pipeline.harness import ROOT, Worker, applied, publish, records_of, redis_badges, wait_caught_up
 from tests.pipeline.test_worker import assert_views_match, expected_badges
-from tests.stores.test_audit import expected_rows as expected_audit_rows, stored as audit_rows
+from tests.stores.test_audit import expected_rows as expected_audit_rows
+from tests.stores.test_audit import stored as audit_rows
 
 
 def services(*args: str) -> None:

@@ -10,18 +10,18 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from click.testing import CliRunner
 
 from cohortflow.errors import IntegrityError
+from cohortflow.pipeline.rebuild import rebuild
+from cohortflow.pipeline.validate import validate
 from cohortflow.settings import Settings, load_settings
+from cohortflow.stores.badges import badge_key
 from tests import oracle
 from tests.logs import adversarial_log, valid_events
 from tests.pipeline.harness import Worker, compare, environment, publish, records_of, views, wait_caught_up
-from cohortflow.stores.badges import badge_key
-from cohortflow.pipeline.rebuild import rebuild
-from cohortflow.pipeline.validate import validate
 
 
 def in_schema(settings: Settings, schema: str) -> Settings:
@@ -37,8 +37,9 @@ def drop(settings: Settings, schema: str) -> None:
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory):
     """A live schema after the worker ingested an adversarial log (shared by the tests that only read it)."""
-    from tests.conftest import _cleanup, _require_services
     import uuid
+
+    from tests.conftest import _cleanup, _require_services
 
     base = load_settings()
     _require_services(base)
@@ -84,7 +85,9 @@ def test_validate_reports_exactly_the_corrupted_fields_and_repair_fixes_them(ing
         mentor, approvals = conn.execute(
             "SELECT mentor_id, approvals FROM mentor_counts WHERE named AND approvals > 0 ORDER BY 1 LIMIT 1"
         ).fetchone()
-        day, logins = conn.execute("SELECT day, logins FROM daily_counts WHERE logins > 0 ORDER BY 1 LIMIT 1").fetchone()
+        day, logins = conn.execute(
+            "SELECT day, logins FROM daily_counts WHERE logins > 0 ORDER BY 1 LIMIT 1"
+        ).fetchone()
         user, unread = conn.execute("SELECT user_id, unread FROM badges WHERE unread > 0 ORDER BY 1 LIMIT 1").fetchone()
         conn.execute("UPDATE floor_counts SET students_total = students_total + 7 WHERE campus = %s AND floor = %s",
                      [campus, floor])

@@ -8,11 +8,11 @@ import pytest
 from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from cohortflow.errors import IntegrityError
-from cohortflow.settings import Settings
 from cohortflow.contract.topics import Topic, topic_name
+from cohortflow.errors import IntegrityError
 from cohortflow.pipeline.deadletter import DEADLETTER_MAX_BYTES
 from cohortflow.pipeline.topics import admin_client, check, describe, ensure_topics, max_message_bytes
+from cohortflow.settings import Settings
 
 
 def test_ensure_creates_every_contract_topic_then_reports_ok(stack_settings: Settings) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 import time
+from collections import Counter
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from cohortflow.core.fold import Fold, State  # noqa: F401  (imported so a broken fold fails collection loudly)
 from cohortflow.settings import Settings, env_name
 from tests import oracle
 from tests.logs import adversarial_log, expected_deadletters, valid_events
@@ -26,7 +27,6 @@ from tests.pipeline.harness import (
     views,
     wait_caught_up,
 )
-from cohortflow.core.fold import Fold, State  # noqa: F401  (imported so a broken fold fails collection loudly)
 
 
 def expected_badges(events) -> dict[str, dict[str, int]]:
@@ -123,7 +123,8 @@ def scrape(port: int) -> dict[str, float]:
             if line and not line.startswith("#") and "{" not in line}
 
 
-@pytest.mark.parametrize(("cache", "batch"), [(500, 1000), (100, 5000)], ids=["cache-500", "cache-smaller-than-a-batch"])
+@pytest.mark.parametrize(("cache", "batch"), [(500, 1000), (100, 5000)],
+                         ids=["cache-500", "cache-smaller-than-a-batch"])
 def test_a_cache_of_500_entities_gives_the_oracle_views_of_the_50000_record_log(
         stack: Settings, logs_dir: Path, cache: int, batch: int) -> None:
     """Far fewer entities fit in memory than the log names: the evicted ones are read back from PostgreSQL.
