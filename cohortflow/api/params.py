@@ -10,9 +10,9 @@ refused rather than ignored.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Path, Query, Request
 from pydantic import BeforeValidator
 
 
@@ -53,3 +53,13 @@ def _query_names(dependant: Any) -> set[str]:  # noqa: ANN401 - fastapi's Depend
     for inner in dependant.dependencies:
         names |= _query_names(inner)
     return names
+
+
+# --- the routes' shared parameter types --------------------------------------------------
+MAX_LIMIT = 500
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: a 400 naming the parameter, not a driver error
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"items per page (1-{MAX_LIMIT})"), INTEGER]
+Cursor = Annotated[str | None, Query(max_length=2000, description="next_cursor of the previous page")]
+Text = Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL)]
+Name = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]

@@ -18,12 +18,12 @@ import httpx
 import orjson
 import psycopg
 
+from cohortflow.api import auth
+from cohortflow.api.app import create_app
 from cohortflow.settings import Settings, load_settings
 from tests.conftest import _cleanup, _require_services
 from tests.logs import adversarial_log, valid_events
 from tests.pipeline.harness import ROOT, environment, fold_log, stop_process
-from cohortflow.api import auth
-from cohortflow.api.app import create_app
 
 
 def token(settings: Settings, *scopes: str, name: str | None = None) -> dict[str, str]:

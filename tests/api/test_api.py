@@ -13,13 +13,13 @@ import httpx
 import psycopg
 import pytest
 
-from cohortflow.settings import Settings, load_settings
 from cohortflow.contract import encode, record_key
 from cohortflow.contract.events import AuditRecorded, AuditRecordedData, NotificationCreated, NotificationCreatedData
-from tests import oracle
-from tests.pipeline.harness import Worker, publish, wait_caught_up
-from tests.api.helpers import body, client, db_rows, ingest, isolated_stack, served, token, walk
+from cohortflow.settings import Settings, load_settings
 from cohortflow.stores import audit
+from tests import oracle
+from tests.api.helpers import body, client, db_rows, ingest, isolated_stack, served, token, walk
+from tests.pipeline.harness import Worker, publish, wait_caught_up
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ import sys
 import psycopg
 import pytest
 
-from cohortflow.settings import Settings
-from tests.pipeline.harness import ROOT, environment
-from tests.api.helpers import client
 from cohortflow.api.auth import token_hash
+from cohortflow.settings import Settings
+from tests.api.helpers import client
+from tests.pipeline.harness import ROOT, environment
 
 pytestmark = pytest.mark.integration
 

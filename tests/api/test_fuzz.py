@@ -24,8 +24,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.api.helpers import ingest, isolated_settings, isolated_stack, token
 from cohortflow.api.app import create_app
+from tests.api.helpers import ingest, isolated_settings, isolated_stack, token
 
 pytestmark = pytest.mark.integration
 

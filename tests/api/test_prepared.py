@@ -9,8 +9,8 @@ import pytest
 from psycopg import sql
 
 from cohortflow.settings import Settings, load_settings
-from tests.api.helpers import body, client, ingest, token
 from cohortflow.stores.migrate import migrate
+from tests.api.helpers import body, client, ingest, token
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
+from cohortflow.api.app import create_app
 from cohortflow.settings import Settings
 from tests.api.helpers import client, db_rows, ingest, isolated_stack, token, walk
-from cohortflow.api.app import create_app
 
 pytestmark = pytest.mark.integration
 
