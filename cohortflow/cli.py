@@ -11,14 +11,12 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from cohortflow.commands import api, audit, producers
 from cohortflow.commands.context import Context, console, out, pass_context
 from cohortflow.errors import CohortflowError
-
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -141,13 +139,13 @@ def _progress(label: str):  # noqa: ANN202 - a rich Progress and a callback for 
     progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                         TimeRemainingColumn(), console=console)
     task = progress.add_task(label, total=None, rate="")
-    started = [None]
+    started: list[float | None] = [None]
 
     def update(done: int, total: int) -> None:
         import time
 
-        started[0] = started[0] or time.monotonic()
-        elapsed = max(time.monotonic() - started[0], 1e-6)
+        begun = started[0] = started[0] or time.monotonic()
+        elapsed = max(time.monotonic() - begun, 1e-6)
         progress.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f} records/s")
 
     return progress, update

@@ -92,7 +92,7 @@ def supervise(target: Callable[..., None], args: tuple, count: int, *, name: str
                     raise ChildStartError(f"a {name} process exited with code {proc.exitcode} while starting")
                 log.warning("a %s process (pid %s) exited with code %s; starting another", name, proc.pid,
                             proc.exitcode)
-                if on_exit is not None:
+                if on_exit is not None and proc.pid is not None:  # a started process has a pid
                     on_exit(proc.pid)
                 running[i] = start()  # it was ready, then died (killed, out of memory): replace it
     finally:
@@ -105,7 +105,7 @@ def supervise(target: Callable[..., None], args: tuple, count: int, *, name: str
             if proc.is_alive():
                 proc.kill()
                 proc.join(5)
-            if on_exit is not None:
+            if on_exit is not None and proc.pid is not None:
                 on_exit(proc.pid)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

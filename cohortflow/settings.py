@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from cohortflow.contract.codec import DEFAULT_PILLARS
 from cohortflow.errors import SettingsError
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(12, ge=1, le=10_000, description="an integer between 1 and 10000 (partitions per topic)")
     pillars: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("clt", "sri", "cfc", "iipc", "scd"),
+        DEFAULT_PILLARS,
         description="a comma-separated list of distinct pillar names made of [a-z0-9_], e.g. clt,sri,cfc",
     )
     workload_low_below: int = Field(
@@ -147,7 +148,7 @@ class Settings(BaseSettings):
         parts = urlsplit(value.get_secret_value())
         if parts.scheme not in ("postgresql", "postgres") or not parts.hostname or not parts.path.strip("/"):
             raise ValueError("not a postgresql://user:password@host:port/database URL")
-        parts.port  # raises ValueError on a bad port
+        _ = parts.port  # raises ValueError on a bad port
         return value
 
     @field_validator("redis_url")
@@ -156,7 +157,7 @@ class Settings(BaseSettings):
         parts = urlsplit(value.get_secret_value())
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise ValueError("not a redis://host:port/db URL")
-        parts.port
+        _ = parts.port  # raises ValueError on a bad port
         return value
 
     @field_validator("outbox_dsn")
@@ -255,7 +256,7 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                value = _mask_password(value.get_secret_value())
+                value = mask_password(value.get_secret_value())
             elif isinstance(value, tuple):
                 value = ",".join(value)
             shown[env_name(name)] = str(value)
@@ -267,7 +268,7 @@ def env_name(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
 
 
-def _mask_password(url: str) -> str:
+def mask_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -1,0 +1,1 @@
+"""The `cohortflow` subcommands, one module per group; cohortflow.cli composes them."""

@@ -20,7 +20,6 @@ def api(ctx: Context, host: str | None, port: int | None, workers: int) -> None:
     settings = ctx.settings
     if workers == 1:
         from cohortflow.api.app import create_app
-
         from cohortflow.processes import freeze_heap
 
         app = create_app(settings)
@@ -80,7 +79,8 @@ def tokens_list(ctx: Context) -> None:
         found = auth.listing(conn)
     table = Table("name", "scopes", "created", "revoked")
     for name, scopes, created, revoked in found:
-        table.add_row(name, " ".join(scopes), f"{created:%Y-%m-%d %H:%M}", f"{revoked:%Y-%m-%d %H:%M}" if revoked else "")
+        table.add_row(name, " ".join(scopes), f"{created:%Y-%m-%d %H:%M}",
+                      f"{revoked:%Y-%m-%d %H:%M}" if revoked else "")
     out.print(table)
 
 

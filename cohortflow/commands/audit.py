@@ -28,10 +28,11 @@ def parse_age(text: str) -> timedelta:
 
 @contextmanager
 def _connect(ctx: Context) -> Iterator[psycopg.Connection]:
-    from cohortflow.stores.postgres import connect
+    from cohortflow.stores.postgres import connect, scalar
 
     with connect(ctx.settings, autocommit=True) as conn:
-        if not conn.execute("SELECT to_regclass(%s)", [f'"{ctx.settings.postgres_schema}".audit_log']).fetchone()[0]:
+        found = conn.execute("SELECT to_regclass(%s)", [f'"{ctx.settings.postgres_schema}".audit_log']).fetchone()
+        if not scalar(found):
             raise SettingsError(f"schema {ctx.settings.postgres_schema} has no audit_log: run `cohortflow migrate` "
                                 "(or check COHORTFLOW_POSTGRES_SCHEMA)")
         yield conn
@@ -63,7 +64,7 @@ def audit_stats(ctx: Context) -> None:
     out.print(table)
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
@@ -89,16 +90,17 @@ def audit_archive(ctx: Context, older_than: tuple[str, timedelta], export_to: Pa
 
     from cohortflow.stores import audit as trail
 
-    older_than, age = older_than
+    shown, age = older_than
     with _connect(ctx) as conn, Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                                          console=out, transient=True) as progress:
         task = progress.add_task("looking for months to archive")
         done = trail.archive(conn, ctx.settings.postgres_schema, age, export_to=export_to, drop=drop,
                              progress=lambda name: progress.update(task, description=f"archiving {name}"))
     if not done:
-        out.print(f"nothing to archive: no live month ended more than {older_than} ago")
+        out.print(f"nothing to archive: no live month ended more than {shown} ago")
     for a in done:
-        where = f"{a.file} (sha256 {a.sha256[:12]}…)" if a.file else trail.archive_schema(ctx.settings.postgres_schema)
+        where = (f"{a.file} (sha256 {(a.sha256 or '')[:12]}…)" if a.file
+                 else trail.archive_schema(ctx.settings.postgres_schema))
         out.print(f"{a.month:%Y-%m}: {a.rows:,} rows archived to {where}{', table dropped' if a.dropped else ''}"
                   f" in {a.seconds:.2f} s")
 

@@ -52,12 +52,11 @@ def outbox() -> None:
 @pass_context
 def outbox_install(ctx: Context, schema: str | None) -> None:
     """Create the outbox table if missing (idempotent)."""
-    import psycopg
-
     from cohortflow.producers.outbox import TABLE, install
+    from cohortflow.stores.postgres import connect
 
     schema = schema or ctx.settings.outbox_schema
-    with psycopg.connect(ctx.settings.outbox_url) as conn:
+    with connect(ctx.settings, database="outbox") as conn:
         install(conn, schema)
     out.print(f"outbox table {schema}.{TABLE} is installed")
 
@@ -69,11 +68,10 @@ def outbox_install(ctx: Context, schema: str | None) -> None:
 @pass_context
 def outbox_purge(ctx: Context, schema: str | None, older_than_hours: float) -> None:
     """Delete rows that were sent long ago (unsent rows are never deleted)."""
-    import psycopg
-
     from cohortflow.producers.outbox import purge
+    from cohortflow.stores.postgres import connect
 
-    with psycopg.connect(ctx.settings.outbox_url) as conn:
+    with connect(ctx.settings, database="outbox") as conn:
         deleted = purge(conn, schema=schema or ctx.settings.outbox_schema, older_than_seconds=older_than_hours * 3600)
     out.print(f"deleted {deleted:,} sent rows")
 
@@ -153,8 +151,9 @@ def simulate(ctx: Context, campuses: int, students: int, rate: float, duration: 
         else:
             stats = asyncio.run(simulator.send(settings, records, total, rate, update,
                                                None if compression == "none" else compression))
-    console.print(f"{'wrote' if dry_run else 'sent'} {stats.records:,} records in {stats.seconds:.1f} s ({stats.rate:,.0f} records/s"
-                      + ("" if dry_run else f", target {rate:,.0f}/s") + ")")
+    console.print(f"{'wrote' if dry_run else 'sent'} {stats.records:,} records in {stats.seconds:.1f} s"
+                  f" ({stats.rate:,.0f} records/s"
+                  + ("" if dry_run else f", target {rate:,.0f}/s") + ")")
 
 
 @click.command()
@@ -162,10 +161,12 @@ def simulate(ctx: Context, campuses: int, students: int, rate: float, duration: 
 @click.option("--token", default=None, help="A bearer token with scope views:read.")
 @click.option("--token-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="A file holding the token (what `make demo` writes).")
-@click.option("--interval", type=click.FloatRange(0.1, 60), default=1.0, show_default=True, help="Seconds between polls.")
+@click.option("--interval", type=click.FloatRange(0.1, 60), default=1.0, show_default=True,
+              help="Seconds between polls.")
 @click.option("--once", is_flag=True,
               help="Print the tables once figures are there and exit (exit 1 if none after --wait).")
-@click.option("--wait", type=click.FloatRange(0), default=60, show_default=True, help="With --once: most seconds to wait.")
+@click.option("--wait", type=click.FloatRange(0), default=60, show_default=True,
+              help="With --once: most seconds to wait.")
 @pass_context
 def watch(ctx: Context, url: str | None, token: str | None, token_file: Path | None, interval: float, once: bool,
           wait: float) -> None:

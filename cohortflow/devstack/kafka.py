@@ -141,7 +141,7 @@ class Kafka:
                 await client.bootstrap()
                 metadata = await client.fetch_all_metadata()
                 return bool(metadata.brokers())
-            except Exception:  # any failure means "not ready yet"
+            except Exception:  # noqa: BLE001 - a readiness probe: any failure means "not ready yet"
                 return False
             finally:
                 await client.close()

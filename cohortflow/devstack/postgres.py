@@ -94,9 +94,8 @@ class Postgres:
 
     def _bootstrap(self) -> None:
         """Create the role and database named by the DSN when they are missing."""
-        admin = dict(host=str(self.socket_dir), port=self.address.port, user="postgres", dbname="postgres",
-                     autocommit=True)
-        with psycopg.connect(**admin) as conn:
+        with psycopg.connect(host=str(self.socket_dir), port=self.address.port, user="postgres", dbname="postgres",
+                             autocommit=True) as conn:
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [self.role]).fetchone():
                 conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB PASSWORD {}").format(
                     sql.Identifier(self.role), sql.Literal(self.password)))

@@ -12,7 +12,15 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 
-from cohortflow.devstack.process import Address, ensure_debian_packages, port_open, running_pid, spawn, terminate, wait_until
+from cohortflow.devstack.process import (
+    Address,
+    ensure_debian_packages,
+    port_open,
+    running_pid,
+    spawn,
+    terminate,
+    wait_until,
+)
 
 
 class Redis:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from cohortflow.contract import KEY_FIELD_OF_TYPE, TOPIC_OF_TYPE
+from cohortflow.contract import DEFAULT_PILLARS, KEY_FIELD_OF_TYPE, TOPIC_OF_TYPE
 
 Record = tuple[str, bytes, bytes]
 """(contract topic without prefix, key, value)."""
@@ -58,8 +58,8 @@ _ROUTES = {t: (TOPIC_OF_TYPE[t].value, KEY_FIELD_OF_TYPE[t], SOURCES[TOPIC_OF_TY
 class CohortDay:
     """The cohort of ``students`` over ``campuses`` campuses; iterate :meth:`records` for its events."""
 
-    def __init__(self, *, seed: int = 1, campuses: int = 50, students: int = 50_000, pillars: tuple[str, ...] = (
-            "clt", "sri", "cfc", "iipc", "scd"), start: datetime = DEFAULT_START) -> None:
+    def __init__(self, *, seed: int = 1, campuses: int = 50, students: int = 50_000,
+                 pillars: tuple[str, ...] = DEFAULT_PILLARS, start: datetime = DEFAULT_START) -> None:
         if campuses < 1 or students < campuses:
             raise ValueError("need at least one campus and one student per campus")
         self.seed = seed
@@ -266,9 +266,10 @@ class CohortDay:
             action, entity_type = rng.choice(ADMIN_ACTIONS)
             entity = rng.choice(self.active) if entity_type == "student" and self.active else self._new_id(
                 entity_type[:3])
-            yield self._emit(t, "audit.recorded", {"actor_id": actor, "action": action, "entity_type": entity_type,
-                                                   "entity_id": entity,
-                                                   "metadata": {"ip": f"10.0.{rng.randrange(256)}.{rng.randrange(256)}"}})
+            yield self._emit(t, "audit.recorded", {
+                "actor_id": actor, "action": action, "entity_type": entity_type, "entity_id": entity,
+                "metadata": {"ip": f"10.0.{rng.randrange(256)}.{rng.randrange(256)}"},
+            })
         elif kind == _REMINDER:
             for sid in self.active:
                 if rng.random() < 0.3:
@@ -358,15 +359,15 @@ class CohortDay:
             yield from self._reassign_students_of(t, mid)
         elif kind == _MENTOR_LEAVE:
             mid = rng.choice(list(self.mentor_floor))
-            floor = self.mentor_floor.pop(mid)
-            self.floor_mentors[floor].remove(mid)
+            place = self.mentor_floor.pop(mid)  # (campus, floor)
+            self.floor_mentors[place].remove(mid)
             yield self._emit(t, "mentor.left", {"mentor_id": mid})
             self._next_mentor += 1
             new = f"men-{self._next_mentor:05d}"  # the replacement joins the same floor
-            self.mentor_floor[new] = floor
-            self.floor_mentors[floor].append(new)
+            self.mentor_floor[new] = place
+            self.floor_mentors[place].append(new)
             self.unread[new] = []
-            yield self._emit(t + HOUR, "mentor.joined", {"mentor_id": new, "campus": floor[0], "floor": floor[1]})
+            yield self._emit(t + HOUR, "mentor.joined", {"mentor_id": new, "campus": place[0], "floor": place[1]})
             yield from self._reassign_students_of(t + HOUR + MINUTE, mid)
 
     def _reassign_students_of(self, t: int, mid: str) -> Iterator[Record]:

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from cohortflow.contract import DEFAULT_CONTRACT, Contract, EventBase, Topic, topic_name
 from cohortflow.producers.exceptions import NotInTransaction, OutboxMissing, PublishTimeout
 from cohortflow.producers.typed import validated_record
-from cohortflow.contract import DEFAULT_CONTRACT, Contract, EventBase, Topic, topic_name
 
 if TYPE_CHECKING:
     import psycopg
@@ -156,7 +156,7 @@ async def relay(
             log.warning("relay: %s; the batch in hand stays unsent, retrying in %.1f s", exc, delay)
             try:
                 await asyncio.wait_for(stop.wait(), delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             delay = min(retry_seconds, delay * 2)
     return stats
@@ -193,7 +193,7 @@ async def _session(settings: Settings, schema: str, stats: RelayStats, stop: asy
                     return True
                 try:
                     await asyncio.wait_for(stop.wait(), idle_seconds)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             await conn.close()
@@ -207,7 +207,8 @@ async def _check_installed(conn: Any, schema: str) -> None:
         cur = await conn.execute("SELECT to_regclass(%s)", (f'"{schema}"."{TABLE}"',))
         if (await cur.fetchone())[0] is None:
             raise OutboxMissing(f"no outbox table {schema}.{TABLE} in the app database: run `cohortflow outbox "
-                                "install` (or cohortflow.producers.outbox.install) there first, or fix COHORTFLOW_OUTBOX_SCHEMA")
+                                "install` (or cohortflow.producers.outbox.install) there first, or fix "
+                                "COHORTFLOW_OUTBOX_SCHEMA")
 
 
 async def _pending(conn: Any, table: sql.Composed) -> bool:

@@ -26,9 +26,9 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cohortflow.contract import DEFAULT_CONTRACT, Contract, EventBase
 from cohortflow.producers.exceptions import PublishTimeout
 from cohortflow.producers.typed import Record, event_methods, validated_record
-from cohortflow.contract import DEFAULT_CONTRACT, Contract, EventBase
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
@@ -99,7 +99,7 @@ class AsyncPublisher:
                                         retry_backoff_ms=100, **self._options)
             try:
                 await asyncio.wait_for(producer.start(), self.timeout)
-            except (Exception, asyncio.TimeoutError) as exc:  # KafkaConnectionError, timeout, DNS...
+            except Exception as exc:  # noqa: BLE001 - any start failure: timeout, KafkaConnectionError, DNS...
                 await _quietly(producer.stop())
                 raise PublishTimeout(
                     f"Kafka at {self.bootstrap} did not answer within {self.timeout:g} s ({_why(exc)}); nothing was "
@@ -113,7 +113,7 @@ class AsyncPublisher:
         if self._producer is not None:
             try:
                 await asyncio.wait_for(self._producer.flush(), self.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise PublishTimeout(f"Kafka at {self.bootstrap} did not acknowledge within {self.timeout:g} s; "
                                      "records may be lost: publish them again (same event_id)") from None
 
@@ -123,7 +123,7 @@ class AsyncPublisher:
         if producer is not None:
             try:
                 await asyncio.wait_for(producer.flush(), self.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             await _quietly(producer.stop())
 
@@ -154,7 +154,7 @@ class AsyncPublisher:
 
         try:
             await asyncio.wait_for(acknowledged(), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise PublishTimeout(
                 f"Kafka at {self.bootstrap} did not acknowledge {topic} within {self.timeout:g} s; the record may "
                 "or may not be written: publish the same event again (same event_id) when Kafka is back",
@@ -175,7 +175,7 @@ class AsyncPublisher:
 
         try:
             await asyncio.wait_for(acknowledged(), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise PublishTimeout(f"Kafka at {self.bootstrap} did not acknowledge {len(records)} records within "
                                  f"{self.timeout:g} s; send them again (same event_ids)") from None
         return len(records)
@@ -198,7 +198,13 @@ class Publisher:
         self._start_thread()
         # At exit, flush what was handed over; a weak reference lets an unused publisher be collected.
         ref = weakref.ref(self)
-        self._atexit = lambda: (p := ref()) is not None and p.close()
+
+        def flush_at_exit() -> None:
+            publisher = ref()
+            if publisher is not None:
+                publisher.close()
+
+        self._atexit = flush_at_exit
         atexit.register(self._atexit)
 
     def _start_thread(self) -> None:

@@ -1,4 +1,5 @@
-"""`cohortflow simulate`: send :class:`cohortflow.producers.cohort_day.CohortDay` to Kafka at a steady rate, or to a file.
+"""`cohortflow simulate`: send :class:`cohortflow.producers.cohort_day.CohortDay` to Kafka at a steady
+rate, or to a file.
 
 Throughput comes from never waiting on a single record: records are encoded
 once by the model (orjson), gathered per topic-partition into batches of up
@@ -22,9 +23,9 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from cohortflow.contract import Topic, topic_name
 from cohortflow.producers.cohort_day import DEFAULT_START, CohortDay, Record
 from cohortflow.producers.exceptions import PublishTimeout
-from cohortflow.contract import Topic, topic_name
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
@@ -86,7 +87,7 @@ async def send(settings: Settings, records: Iterator[Record], total: int, rate: 
                                                    max_batch_bytes=BATCH_BYTES))
     try:
         await asyncio.wait_for(producer.start(), timeout)
-    except (Exception, asyncio.TimeoutError) as exc:
+    except (TimeoutError, Exception) as exc:  # noqa: BLE001 - any failure to start is reported as PublishTimeout
         await _stop(producer)
         why = str(exc) or "timed out"
         raise PublishTimeout(f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:g} s ({why}): "
@@ -115,7 +116,7 @@ async def send(settings: Settings, records: Iterator[Record], total: int, rate: 
         await batches.send_older_than(float("inf"))
         try:
             await asyncio.wait_for(producer.flush(), max(timeout, 30))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise PublishTimeout(f"Kafka did not acknowledge the last records within {max(timeout, 30):g} s") from None
     finally:
         await _stop(producer)

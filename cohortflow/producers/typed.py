@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import orjson
 
-from cohortflow.producers.exceptions import InvalidEvent
 from cohortflow.contract import (
     DEFAULT_CONTRACT,
     EVENT_CLASSES,
@@ -36,6 +35,7 @@ from cohortflow.contract import (
     record_key,
     topic_name,
 )
+from cohortflow.producers.exceptions import InvalidEvent
 
 Record = tuple[str, bytes, bytes]
 """A Kafka record ready to send: (full topic name, key, value)."""
@@ -167,6 +167,7 @@ def _typed_method(owner: type, event_type: str, coroutine: bool) -> Callable[...
             contract=self.contract,
         )
 
+    method: Callable[..., Any]  # a coroutine function for AsyncPublisher, a plain one otherwise
     if coroutine:
         async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
             return await self._deliver(*build(self, args, kwargs))
@@ -174,20 +175,22 @@ def _typed_method(owner: type, event_type: str, coroutine: bool) -> Callable[...
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
             return self._deliver(*build(self, args, kwargs))
 
-    method.__signature__ = signature  # type: ignore[attr-defined]
+    # inspect.signature reads __signature__, set at run time: typeshed's function type has no such attribute
+    method.__signature__ = signature  # type: ignore[union-attr]
     method.__name__ = method_name(event_type)
     method.__qualname__ = f"{owner.__qualname__}.{method.__name__}"
     method.__module__ = owner.__module__
     method.__doc__ = (
         f"``{event_type}`` on topic {event_cls.TOPIC.value}, keyed by data.{event_cls.KEY_FIELD}: "
-        f"{(event_cls.model_fields['data'].annotation.__doc__ or '').strip()}"  # type: ignore[union-attr]
+        f"{(event_cls.model_fields['data'].annotation.__doc__ or '').strip()}"
     )
     return method
 
 
 @event_methods
 class EventFactory:
-    """Typed constructors of validated events that are not published, e.g. for :func:`cohortflow.producers.outbox.enqueue`.
+    """Typed constructors of validated events that are not published, e.g. for
+    :func:`cohortflow.producers.outbox.enqueue`.
 
     ``events.submission_submitted(submission_id="sub-1", student_id="s1",
     pillar="clt", attempt=1)`` returns the event, or raises

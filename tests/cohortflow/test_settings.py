@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from cohortflow.errors import SettingsError
 from cohortflow.settings import Settings, load_settings
@@ -91,6 +92,6 @@ def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_settings_are_frozen() -> None:
     s = load_settings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         s.partitions = 1  # type: ignore[misc]
     assert isinstance(s, Settings)

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from cohortflow.settings import Settings
 from cohortflow.contract import EVENT_TOPICS, topic_name
+from cohortflow.settings import Settings
 
 # One valid set of keyword arguments per event type (the data fields of the contract).
 CALLS: dict[str, dict[str, Any]] = {

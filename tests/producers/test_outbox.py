@@ -16,15 +16,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cohortflow.settings import Settings, load_settings
+from cohortflow.contract import Rejection, decode
 from cohortflow.producers import outbox
 from cohortflow.producers.exceptions import InvalidEvent, NotInTransaction
 from cohortflow.producers.typed import events as typed_events
-from cohortflow.contract import Rejection, decode
+from cohortflow.settings import Settings, load_settings
 from tests import oracle
 from tests.logs import adversarial_log, valid_events
-from tests.producers.helpers import read_topics, read_topics_sync
 from tests.pipeline.harness import ROOT, Worker, compare, environment, views, wait_caught_up
+from tests.producers.helpers import read_topics, read_topics_sync
 
 
 @pytest.fixture

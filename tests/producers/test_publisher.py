@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cohortflow.contract import EVENT_CLASSES, EventBase, Rejection, decode, format_occurred_at
 from cohortflow.errors import CohortflowError, ServiceUnavailable
 from cohortflow.producers.exceptions import InvalidEvent, PublishTimeout
 from cohortflow.producers.publisher import AsyncPublisher, Publisher
 from cohortflow.producers.typed import method_name
-from cohortflow.contract import EVENT_CLASSES, EventBase, Rejection, decode, format_occurred_at
 from tests.producers.helpers import CALLS, read_topics, read_topics_sync
 
 

@@ -12,9 +12,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from cohortflow.producers.simulator import cohort_records, parse_duration, send
 from cohortflow.contract import DEFAULT_CONTRACT, EVENT_CLASSES, Rejection, decode, topic_name
 from cohortflow.contract.topics import Topic
+from cohortflow.producers.simulator import cohort_records, parse_duration, send
 from tests.producers.helpers import read_topics
 
 PILLARS = DEFAULT_CONTRACT.pillars
