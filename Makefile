@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv services services-down status demo test test-unit lock clean bench bench-quick bench-worker bench-rebuild bench-audit bench-api bench-simulator
+.PHONY: help venv services services-down status demo test lint test-unit lock clean bench bench-quick bench-worker bench-rebuild bench-audit bench-api bench-simulator
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -30,8 +30,12 @@ status: $(STAMP) ## Show the services with their versions.
 demo: services ## Services, migrations, topics, then worker + API + simulator and a live table (Ctrl-C stops).
 	dev/demo
 
-test: services ## Every test, against the real services (started if needed).
+test: services lint ## Lint and type checks, then every test against the real services (started if needed).
 	$(BIN)/pytest -q
+
+lint: $(STAMP) ## ruff and mypy, as configured in pyproject.toml.
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test-unit: $(STAMP) ## Only the tests that need no service.
 	$(BIN)/pytest -q -m 'not integration'

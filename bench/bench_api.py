@@ -52,12 +52,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_worker import workload  # noqa: E402
-from cohortflow.settings import Settings, load_settings  # noqa: E402
-from cohortflow.pipeline.topics import delete_topics, ensure_topics  # noqa: E402
-from tests.pipeline.harness import Worker, end_offsets, environment, publish, stop_process, stored_offsets  # noqa: E402
 from cohortflow.api import auth  # noqa: E402
+from cohortflow.pipeline.topics import delete_topics, ensure_topics  # noqa: E402
+from cohortflow.settings import Settings, load_settings  # noqa: E402
 from cohortflow.stores.badges import badge_channel  # noqa: E402
 from cohortflow.stores.migrate import migrate  # noqa: E402
+from tests.pipeline.harness import Worker, end_offsets, environment, publish, stop_process, stored_offsets  # noqa: E402
 
 console = Console()
 RESULTS = ROOT / "bench" / "results"
@@ -411,7 +411,8 @@ def main() -> None:
             users = [r[0] for r in conn.execute("SELECT user_id FROM badges")]
         results["views"] = {"floors": len(floors), "mentors": len(mentors), "active_students": students,
                             "badges": len(users)}
-        env = {**environment(settings), "COHORTFLOW_API_RATE_LIMIT": "1000000", "COHORTFLOW_SSE_HEARTBEAT_SECONDS": "15"}
+        env = {**environment(settings), "COHORTFLOW_API_RATE_LIMIT": "1000000",
+               "COHORTFLOW_SSE_HEARTBEAT_SECONDS": "15"}
         rnd = random.Random(3)
         summary_paths = ["/v1/floors?limit=100", "/v1/mentors?limit=100", "/v1/global"]
         summary_paths += [f"/v1/floors/{c}/{f}" for c, f in rnd.sample(floors, min(50, len(floors)))]
@@ -464,7 +465,8 @@ def main() -> None:
     table = Table("figure", "value", "target")
     for name, target in (("summary_reads", "p99 <= 10 ms"), ("badge_reads", "p99 <= 5 ms")):
         r = results[name]
-        late = f"; {r['late_over_1ms']:,} sent > 1 ms late (worst {r['max_late_ms']:.0f} ms)" if "late_over_1ms" in r else ""
+        late = (f"; {r['late_over_1ms']:,} sent > 1 ms late (worst {r['max_late_ms']:.0f} ms)"
+                if "late_over_1ms" in r else "")
         errors = r.get("non_2xx_3xx", r.get("statuses"))
         table.add_row(f"{name.replace('_', ' ')} at {args.rate:,}/s (achieved {r['achieved_rate']:,.0f}/s), "
                       f"median of {r.get('runs', 1)} runs",
@@ -472,7 +474,8 @@ def main() -> None:
                       f"{'non-2xx ' if 'non_2xx_3xx' in r else ''}{errors}{late}", target)
     for r in results["runs"]:
         table.add_row(f"  run {r['run']}", "; ".join(
-            f"{name.split('_')[0]} p50 {r[name]['p50_ms']:.2f} / p99 {r[name]['p99_ms']:.2f} / max {r[name]['max_ms']:.1f} ms"
+            f"{name.split('_')[0]} p50 {r[name]['p50_ms']:.2f} / p99 {r[name]['p99_ms']:.2f}"
+            f" / max {r[name]['max_ms']:.1f} ms"
             f" at {r[name]['achieved_rate']:,.0f}/s" for name in ("summary_reads", "badge_reads"))
             + f"; load {r['load_average_before'][0]:.2f}", "")
     s = results["sse"]

@@ -40,9 +40,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cohortflow.settings import Settings, load_settings  # noqa: E402
 from cohortflow.contract import encode, record_key  # noqa: E402
 from cohortflow.contract.events import AuditRecorded, AuditRecordedData  # noqa: E402
+from cohortflow.settings import Settings, load_settings  # noqa: E402
 from cohortflow.stores import audit  # noqa: E402
 from cohortflow.stores.audit import AuditFilter  # noqa: E402
 from cohortflow.stores.migrate import migrate  # noqa: E402
@@ -202,7 +202,8 @@ def archive_month(settings: Settings, export: Path | None) -> tuple[float, int, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="audit rows to load (10000000: stretch run)")
     parser.add_argument("--batch", type=int, default=20_000, help="rows per write transaction (the worker's batch)")
     parser.add_argument("--actors", type=int, default=2_000, help="distinct actors")
@@ -234,7 +235,8 @@ def main() -> None:
         entity_filters = []
         for _ in range(args.queries):
             etype = ENTITY_TYPES[rnd.randrange(len(ENTITY_TYPES))]
-            entity_filters.append(AuditFilter(entity_type=etype, entity_id=f"{etype[:3]}-{rnd.randrange(args.entities):08d}"))
+            entity_filters.append(AuditFilter(entity_type=etype,
+                                              entity_id=f"{etype[:3]}-{rnd.randrange(args.entities):08d}"))
         with console.status("first pages: actor X, last 30 days; entity Y, all time"):
             actor_ms = asyncio.run(query_times(settings, actor_filters))
             entity_ms = asyncio.run(query_times(settings, entity_filters))
@@ -269,8 +271,8 @@ def main() -> None:
     table.add_row(f"page {args.pages} vs page 1", f"{w[f'page_{args.pages}_ms']:.2f} / {w['page_1_ms']:.2f} ms = "
                   f"{w['ratio']:.2f}x", "<= 2x")
     m, x = results["archive_month"], results["archive_month_with_export"]
-    table.add_row("archive one month", f"{m['seconds']:.2f} s ({m['rows']:,} rows; restore {m['restore_seconds']:.2f} s)",
-                  "< 5 s")
+    table.add_row("archive one month",
+                  f"{m['seconds']:.2f} s ({m['rows']:,} rows; restore {m['restore_seconds']:.2f} s)", "< 5 s")
     table.add_row("archive one month + export", f"{x['seconds']:.2f} s (restore {x['restore_seconds']:.2f} s)", "")
     console.print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_worker import workload  # noqa: E402
 from bench.contenders import fast_publish  # noqa: E402
-from cohortflow.settings import Settings, load_settings  # noqa: E402
 from cohortflow.contract.topics import EVENT_TOPICS, topic_name  # noqa: E402
-from cohortflow.pipeline.topics import delete_topics, ensure_topics  # noqa: E402
-from cohortflow.stores.migrate import migrate  # noqa: E402
 from cohortflow.pipeline.rebuild import rebuild  # noqa: E402
+from cohortflow.pipeline.topics import delete_topics, ensure_topics  # noqa: E402
+from cohortflow.settings import Settings, load_settings  # noqa: E402
+from cohortflow.stores.migrate import migrate  # noqa: E402
 
 console = Console()
 RESULTS = ROOT / "bench" / "results"

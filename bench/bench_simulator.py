@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.contenders import drop_topics, fresh_topics  # noqa: E402
-from cohortflow.settings import load_settings  # noqa: E402
 from cohortflow.producers.simulator import cohort_records, send  # noqa: E402
+from cohortflow.settings import load_settings  # noqa: E402
 
 TARGET_CPU_US = 40.0
 

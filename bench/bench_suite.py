@@ -41,13 +41,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench import contenders, live_sql, report  # noqa: E402
 from bench.bench_worker import raw_ceiling, workload  # noqa: E402
-from bench.contenders import (  # noqa: E402
-    WARMUP, drop_schema, drop_topics, fast_publish, fresh_topics, peer_rate, worker_rate)
-from cohortflow.settings import Settings, load_settings  # noqa: E402
-from cohortflow.contract.topics import Topic, topic_name  # noqa: E402
-from tests.pipeline.harness import Worker, environment, wait_caught_up  # noqa: E402
+from bench.contenders import WARMUP, drop_schema, drop_topics, fast_publish, fresh_topics, peer_rate, worker_rate  # noqa: E402
 from cohortflow.api import auth  # noqa: E402
+from cohortflow.contract.topics import Topic, topic_name  # noqa: E402
+from cohortflow.settings import Settings, load_settings  # noqa: E402
 from cohortflow.stores.migrate import migrate  # noqa: E402
+from tests.pipeline.harness import Worker, environment, wait_caught_up  # noqa: E402
 
 console = Console()
 RESULTS = ROOT / "bench" / "results"

@@ -38,12 +38,12 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cohortflow.settings import Settings, load_settings  # noqa: E402
 from cohortflow.contract.topics import EVENT_TOPICS, topic_name  # noqa: E402
 from cohortflow.pipeline.topics import delete_topics, ensure_topics  # noqa: E402
+from cohortflow.settings import Settings, load_settings  # noqa: E402
+from cohortflow.stores.migrate import migrate  # noqa: E402
 from tests.logs import adversarial_log  # noqa: E402
 from tests.pipeline.harness import Worker, applied, publish  # noqa: E402
-from cohortflow.stores.migrate import migrate  # noqa: E402
 
 console = Console()
 CACHE = ROOT / "bench" / ".cache"

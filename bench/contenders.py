@@ -39,14 +39,14 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from psycopg import sql
 
-from cohortflow.settings import Settings, load_settings
 from bench.peers.fold import FLOOR_DDL
 from cohortflow.contract import DEFAULT_CONTRACT, Rejection, decode
 from cohortflow.contract.topics import EVENT_TOPICS, Topic, topic_name
 from cohortflow.pipeline.processor import shard_of
 from cohortflow.pipeline.topics import delete_topics, ensure_topics
-from tests.pipeline.harness import Worker, applied, publish
+from cohortflow.settings import Settings, load_settings
 from cohortflow.stores.migrate import migrate
+from tests.pipeline.harness import Worker, applied, publish
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = {"faust": ["bench/peers/faust_agent.py", "worker", "-l", "warn", "--without-web"],
@@ -140,7 +140,8 @@ def wait_stable(bootstrap: str, group: str, members: int, timeout: float = 180) 
         state, count = asyncio.run(_group_members(bootstrap, group))
         if state == "Stable" and count >= members:
             return
-        assert time.perf_counter() < deadline, f"group {group}: {state} with {count}/{members} members after {timeout} s"
+        assert time.perf_counter() < deadline, (
+            f"group {group}: {state} with {count}/{members} members after {timeout} s")
         time.sleep(0.5)
 
 
@@ -153,7 +154,8 @@ def partition_ends(settings: Settings, records: list) -> list:
         if key is None:
             continue
         where = (topic, shard_of(key.decode("utf-8", "replace"), settings.partitions))
-        if where in found or isinstance(decode(topic_name(DEFAULT_CONTRACT.topic_prefix, Topic(topic)), key, value), Rejection):
+        if where in found or isinstance(
+                decode(topic_name(DEFAULT_CONTRACT.topic_prefix, Topic(topic)), key, value), Rejection):
             continue
         found[where] = record
         if len(found) == wanted:
@@ -179,7 +181,8 @@ def timed(settings: Settings, records: list, done: Callable[[int], bool], pids: 
     asyncio.run(publish(settings, records[:WARMUP] + ends))
     deadline = time.perf_counter() + WARMUP_TIMEOUT
     while not done(WARMUP + len(ends)):
-        assert time.perf_counter() < deadline, f"the contender did not commit the warm-up records in {WARMUP_TIMEOUT:.0f} s"
+        assert time.perf_counter() < deadline, (
+            f"the contender did not commit the warm-up records in {WARMUP_TIMEOUT:.0f} s")
         time.sleep(0.1)
     if group is not None:
         wait_stable(settings.kafka_bootstrap, group, members)
@@ -281,7 +284,8 @@ def peer_rate(kind: str, base: Settings, records: list, processes: int, cap: flo
     try:
         result = timed(run, records, done, lambda: [p.pid for p in procs], cap, group, processes)
         if result.capped:
-            result.rate = (asyncio.run(_progress(run.kafka_bootstrap, group, sources))[0] - result.warmup) / result.seconds
+            result.rate = ((asyncio.run(_progress(run.kafka_bootstrap, group, sources))[0] - result.warmup)
+                           / result.seconds)
         return result
     finally:
         for p in procs:

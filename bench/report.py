@@ -14,6 +14,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 from cohortflow.settings import Settings  # noqa: E402
+
 CHARTS = BENCH / "charts"
 
 PEERS = """\
@@ -159,7 +160,8 @@ def render(result: dict, name: str) -> Path:
                   " steady rate and each counts from its Kafka acknowledgement until `/v1/freshness` (read by"
                   " HTTP, every 5 ms) shows its offset committed, which happens in the transaction that"
                   " writes the views. Baseline: the 5-minute cron job, whose data is on average 150 s old.", "",
-                  "| target rate | achieved | p50 | p99 | vs cron (150,000 ms mean staleness) |", "|---|---|---|---|---|"]
+                  "| target rate | achieved | p50 | p99 | vs cron (150,000 ms mean staleness) |",
+                  "|---|---|---|---|---|"]
         for f in served["freshness"]:
             lines.append(f"| {f['rate']:,}/s | {f['achieved_rate']:,.0f}/s | {f['p50_ms']:.0f} ms |"
                          f" {f['p99_ms']:.0f} ms | {150_000 / f['p50_ms']:,.0f}x fresher at p50 |")
@@ -170,7 +172,8 @@ def render(result: dict, name: str) -> Path:
     if served and live:
         rows = live["rows"]
         lines += ["## Reads: dashboard from the views vs live SQL", "",
-                  f"The API (one uvicorn process, sequential requests, p50/p99 of {served['api_reads']['floor_dashboard']['n']}"
+                  f"The API (one uvicorn process, sequential requests, p50/p99 of"
+                  f" {served['api_reads']['floor_dashboard']['n']}"
                   f" requests) serves the first page (100 rows) from the views. Live SQL computes the same"
                   f" figures per request over normalised tables of {rows['students']:,} students,"
                   f" {rows['mentors']:,} mentors, {rows['submissions']:,} submissions and"
@@ -206,7 +209,8 @@ def render(result: dict, name: str) -> Path:
                   (f"| `cohortflow rebuild` from the topics (its own process, wall clock) | {rb['records']:,} records |"
                    f" FAILED: `{rb['failed']}` | | | |" if rb.get("failed") else
                    f"| `cohortflow rebuild` from the topics (its own process, wall clock) | {rb['records']:,} records"
-                   f" ({rb['records'] / rb['seconds']:,.0f}/s) | {rb['seconds']:.1f} s | once, after a fix or a new view |"
+                   f" ({rb['records'] / rb['seconds']:,.0f}/s) | {rb['seconds']:.1f} s |"
+                   " once, after a fix or a new view |"
                    " n/a (a shadow, swapped in) | n/a |"),
                   f"| incremental: `cohortflow worker` at 1,000 records/s ({how}) | 300,000 records per 5 minutes |"
                   f" | {incremental or 0:.1f} s | p50 {slow['p50_ms']:,.0f} ms, p99 {slow['p99_ms']:,.0f} ms |"
@@ -224,12 +228,14 @@ def render(result: dict, name: str) -> Path:
     scaling = result.get("scaling")
     if scaling:
         base = scaling[0]
-        lines += ["## Scaling with the cohort", "", "One worker, 10 records per student (the first row is the baseline);"
+        lines += ["## Scaling with the cohort", "",
+                  "One worker, 10 records per student (the first row is the baseline);"
                   " medians of the runs.", "",
                   "| students | records | records/s (median) | runs | vs first | worker RSS | vs first |",
                   "|---|---|---|---|---|---|---|"]
         for s in scaling:
-            lines.append(f"| {s['students']:,} | {s['records']:,} | {s['records_per_s']:,.0f} | {len(s.get('runs', [s]))} |"
+            lines.append(f"| {s['students']:,} | {s['records']:,} | {s['records_per_s']:,.0f} |"
+                         f" {len(s.get('runs', [s]))} |"
                          f" {_ratio(s['records_per_s'], base['records_per_s'])} | {s['rss_bytes'] / 2**20:,.0f} MiB |"
                          f" {_ratio(s['rss_bytes'], base['rss_bytes'])} |")
         fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -259,7 +265,8 @@ def render(result: dict, name: str) -> Path:
                         x.setdefault("target_met", x["seconds"] * 1_000_000 / x["records"] <= 30)
                     extra = f", {x['rate_vs_base']:.0%} of base" if "rate_vs_base" in x else ""
                     parts.append(f"{x['records']:,} records in {x['seconds']:.1f} s = {x['records_per_s']:,.0f}/s"
-                                 f"{extra} ({target}{'' if 'target_met' not in x else ', met' if x['target_met'] else ', NOT met'})")
+                                 f"{extra} ({target}"
+                                 f"{'' if 'target_met' not in x else ', met' if x['target_met'] else ', NOT met'})")
             lines.append(f"- rebuild (`make bench-rebuild`, {r['file']}): " + "; ".join(parts))
         if "audit" in other:
             a = other["audit"]
@@ -274,7 +281,8 @@ def render(result: dict, name: str) -> Path:
         if "worker" in other:
             w = other["worker"]
             lines.append(f"- worker (`make bench-worker`, {w['file']}): {w.get('worker_per_s', 0):,.0f} records/s,"
-                         f" {w.get('ratio', 0):.1%} of the raw ceiling, RSS {w.get('worker_rss_bytes', 0) / 2**20:,.0f} MiB")
+                         f" {w.get('ratio', 0):.1%} of the raw ceiling,"
+                         f" RSS {w.get('worker_rss_bytes', 0) / 2**20:,.0f} MiB")
         lines.append("")
     setup = result.get("setup", {})
     lines += ["## How each contender was configured", "",

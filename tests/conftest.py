@@ -17,8 +17,8 @@ import pytest
 import redis
 from psycopg import sql
 
-from cohortflow.settings import Settings, load_settings
 from cohortflow.devstack.process import Address, port_open
+from cohortflow.settings import Settings, load_settings
 
 STACK_FIXTURES = {"stack", "stack_settings", "base_settings"}
 

@@ -793,7 +793,8 @@ class _Cohort:
                 case "audit":
                     action, entity_type = rng.choice(AUDIT_ACTIONS)
                     r = rng.random()
-                    actor = rng.choice(self.admins) if r < 0.55 else rng.choice(self.mentors).id if r < 0.95 else "system"
+                    actor = (rng.choice(self.admins) if r < 0.55
+                             else rng.choice(self.mentors).id if r < 0.95 else "system")
                     self.audit(self.day_time("office"), action, entity_type, self.entity(entity_type), actor)
                 case "announcement":
                     data = {"notification_id": self.new_id("ntf", 7), "user_id": self.user()[0], "kind": "announcement"}
@@ -973,7 +974,8 @@ class _Breaker:
                     "metadata": {"changes": {"floor": ["F1", "F2"]}},
                 }
             case "notification.created":
-                cls, data = NotificationCreated, {"notification_id": c.new_id("ntf", 7), "user_id": s.id, "kind": "reminder"}
+                cls, data = NotificationCreated, {
+                    "notification_id": c.new_id("ntf", 7), "user_id": s.id, "kind": "reminder"}
             case "notification.read":
                 created = rng.choice(c.creates).event.data
                 cls, data = NotificationRead, {"notification_id": created.notification_id, "user_id": created.user_id}
@@ -1099,7 +1101,8 @@ class _Breaker:
         return self._out(cls, doc, topic=topic)
 
     def unsupported_schema_version(self, occ: int, n: int) -> tuple[Topic, bytes | None, bytes | None]:
-        cls, doc = self.template(self.rng.choice(("submission.submitted", "student.enrolled", "notification.created")), occ)
+        cls, doc = self.template(
+            self.rng.choice(("submission.submitted", "student.enrolled", "notification.created")), occ)
         doc["schema_version"] = self._pick(n, (2, 0, 3, 10, -1))
         return self._out(cls, doc)
 
@@ -1178,7 +1181,8 @@ class _Breaker:
         return self._out(cls, doc, key=key)
 
     def bad_attempt(self, occ: int, n: int) -> tuple[Topic, bytes | None, bytes | None]:
-        real, attempt = self._pick(n, (("submission.submitted", 0), ("review.completed", 0), ("submission.submitted", -1)))
+        real, attempt = self._pick(
+            n, (("submission.submitted", 0), ("review.completed", 0), ("submission.submitted", -1)))
         cls, doc = self.template(real, occ)
         doc["data"]["attempt"] = attempt
         return self._out(cls, doc)

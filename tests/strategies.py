@@ -58,7 +58,8 @@ def moments(earliest: datetime = EARLIEST, latest: datetime = LATEST) -> st.Sear
 
 def labels() -> st.SearchStrategy[str]:
     """Free strings such as campus, floor, kind or action names."""
-    return st.one_of(st.sampled_from(["north", "south", "F1", "F2", "3", "review", "login"]), st.text(TEXT, max_size=20))
+    return st.one_of(st.sampled_from(["north", "south", "F1", "F2", "3", "review", "login"]),
+                     st.text(TEXT, max_size=20))
 
 
 def json_values() -> st.SearchStrategy[Any]:
@@ -306,7 +307,9 @@ def _adversarial_data(draw: st.DrawFn, event_type: str, contract: Contract) -> d
                 "action": draw(st.sampled_from(["student.update", "review.override", "report.export"])),
                 "entity_type": entity_type,
                 "entity_id": entity_id,
-                "metadata": draw(st.none() | st.just({"ip": "10.0.0.1"}) | st.just({"changes": {"floor": ["F1", "F2"]}})),
+                "metadata": draw(
+                    st.none() | st.just({"ip": "10.0.0.1"}) | st.just({"changes": {"floor": ["F1", "F2"]}})
+                ),
             }
         case "notification.created":
             notification, user = draw(st.sampled_from(ADVERSARIAL_NOTIFICATIONS))

@@ -117,7 +117,8 @@ def test_the_log_does_not_depend_on_hash_randomisation() -> None:
     prints = set()
     for hash_seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(ROOT)}
-        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                              check=True)
         prints.add(done.stdout.strip())
     assert prints == {fingerprint(adversarial_log(5, 2000))}
 
@@ -158,7 +159,7 @@ def test_too_many_students_for_the_size_is_refused() -> None:
 @pytest.mark.parametrize("contract", [DEFAULT_CONTRACT, CUSTOM], ids=["default", "custom"])
 def test_decode_returns_the_recorded_event_or_reason(contract: Contract) -> None:
     records = adversarial_log(21, 12_000, contract)
-    for topic, key, value in kafka_records(records, contract):
+    for topic, _key, _value in kafka_records(records, contract):
         assert topic.startswith(contract.topic_prefix)
     for r in records:
         got = decode(topic_name(contract.topic_prefix, r.topic), r.key, r.value, contract)
@@ -365,7 +366,7 @@ def test_roster_stories(log: list[Record]) -> None:
         by_person[e.key].append(e)
     campus_moves = re_enrolled = rejoined = back_from_null = null_assigned = mentor_moves = 0
     floors = {(e.data.campus, e.data.floor) for e in roster if hasattr(e.data, "campus")}  # type: ignore[attr-defined]
-    for person, events in by_person.items():
+    for _person, events in by_person.items():
         types = [e.type for e in events]  # type: ignore[attr-defined]
         placements = [(e.data.campus, e.data.floor) for e in events if hasattr(e.data, "campus")]  # type: ignore
         campus_moves += any(a[0] != b[0] for a, b in zip(placements, placements[1:]))

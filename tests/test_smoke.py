@@ -10,9 +10,9 @@ import psycopg
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from cohortflow.settings import Settings
 from cohortflow.contract import EVENT_CLASSES, TOPIC_OF_TYPE, decode, encode, record_key, topic_name
 from cohortflow.contract.events import EventBase
+from cohortflow.settings import Settings
 
 WHEN = datetime(2026, 11, 23, 10, 15, 30, 123000, tzinfo=UTC)
 
