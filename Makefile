@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv services services-down status demo test lint test-unit lock clean bench bench-quick bench-worker bench-rebuild bench-audit bench-api bench-simulator
+.PHONY: help venv services services-down status browser demo test lint test-unit lock clean bench bench-quick bench-worker bench-rebuild bench-audit bench-api bench-simulator
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -27,10 +27,13 @@ services-down: $(STAMP) ## Stop the services dev/services started.
 status: $(STAMP) ## Show the services with their versions.
 	dev/services status
 
+browser: $(STAMP) ## Install (if missing) the headless Chromium and chromedriver the dashboard test drives (Debian packages).
+	$(BIN)/python -m cohortflow.devstack.browser
+
 demo: services ## Services, migrations, topics, then worker + API + simulator and a live table (Ctrl-C stops).
 	dev/demo
 
-test: services lint ## Lint and type checks, then every test against the real services (started if needed).
+test: services browser lint ## Lint and type checks, then every test against the real services (started if needed).
 	$(BIN)/pytest -q
 
 lint: $(STAMP) ## ruff and mypy, as configured in pyproject.toml.

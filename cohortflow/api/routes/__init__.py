@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
-from cohortflow.api.routes import audit, badges, freshness, health, views
+from cohortflow.api.routes import audit, badges, dashboard, freshness, health, views
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, views.router, badges.router, audit.router, freshness.router)
+ROUTERS: tuple[APIRouter, ...] = (health.router, views.router, badges.router, audit.router, freshness.router,
+                                  dashboard.router)
