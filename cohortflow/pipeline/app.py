@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from faust.types import TP
 from cohortflow.contract.topics import EVENT_TOPICS, Topic, topic_name
 from cohortflow.core.engine import engine
 from cohortflow.core.fold import FoldConfig
-from cohortflow.errors import OperationalError, ServiceUnavailable
+from cohortflow.errors import IntegrityError, OperationalError, ServiceUnavailable
 from cohortflow.pipeline.committer import ThreadedCommitter
 from cohortflow.pipeline.deadletter import DEADLETTER_MAX_BYTES, DeadLetters
 from cohortflow.pipeline.observer import Observer
@@ -46,6 +46,40 @@ log = logging.getLogger(__name__)
 RETRY_SECONDS = (0.2, 0.5, 1, 2, 5)
 M_MMAP_THRESHOLD = -3  # mallopt(3) parameter
 DEFAULT_FETCH_BYTES = 1024 * 1024  # per partition, until the topics' limits are known
+LAYOUT_CHECK_SECONDS = 5.0  # how often the contract topics' partition counts are compared with the start's
+
+
+class PartitionCountError(IntegrityError):
+    """The contract topics' partition counts differ from one another or from the count the worker started with.
+
+    The worker numbers the shards of its entity states by that count (``shard_of(key, partitions)``), and keys
+    move to other partitions when it changes: docs/semantics.md, "Adding partitions".
+    """
+
+
+def _what_to_do(counts: Mapping[str, int]) -> str:
+    wanted = max(counts.values())
+    return (f"give every contract topic {wanted} partitions (`kafka-topics.sh --alter --topic <name> --partitions"
+            f" {wanted}`), set COHORTFLOW_PARTITIONS={wanted} and start the workers again, every one of them with"
+            " the new count (no rebuild is needed); see docs/semantics.md, \"Adding partitions\"")
+
+
+def partitions_changed(counts: Mapping[str, int], started_with: int,
+                       assigned: Iterable[tuple[str, int]] = ()) -> PartitionCountError | None:
+    """The refusal to go on when a topic's count (or a partition assigned) is not the one the worker started with."""
+    changed = {name: count for name, count in sorted(counts.items()) if count != started_with}
+    for topic, partition in sorted(assigned):
+        if partition >= started_with:
+            changed[topic] = max(changed.get(topic, 0), partition + 1)
+    if not changed:
+        return None
+    found = ", ".join(f"{name} now has {count}" for name, count in changed.items())
+    return PartitionCountError(
+        f"partitions were added while the worker ran: {found} partitions, the worker started with {started_with}"
+        " per topic. Keys now hash to other partitions than their entities' earlier events, and the worker's shards"
+        " are numbered by the old count, so it stops and applies nothing more (the views and offsets stored so far"
+        f" are exact). To go on, {_what_to_do({**counts, **changed})}"
+    )
 
 
 def _mmap_large_buffers() -> None:
@@ -176,6 +210,7 @@ class Runtime:
         self.idle = asyncio.Event()  # the fold agent is between batches: the consumer fetches the next one now
         self.idle.set()
         self.processor: BatchProcessor = None  # type: ignore[assignment]
+        self.refused: PartitionCountError | None = None  # set once the topics' layout changed: nothing more is applied
 
     async def start(self) -> None:
         settings = self.settings
@@ -236,9 +271,52 @@ class Runtime:
             if missing:
                 raise ServiceUnavailable(f"topics {', '.join(missing)} do not exist: run `cohortflow topics ensure`")
             if len(set(counts.values())) != 1:
-                raise OperationalError(f"the contract topics must have one partition count, found {counts}")
+                by_count: dict[int, list[str]] = {}
+                for name, count in sorted(counts.items()):
+                    by_count.setdefault(count, []).append(name)
+                found = "; ".join(f"{count} partitions in {', '.join(group)}"
+                                  for count, group in sorted(by_count.items()))
+                raise PartitionCountError(f"the contract topics must have one partition count (it numbers the"
+                                          f" shards of the entity states), found {found}: {_what_to_do(counts)}")
             limits = await max_message_bytes(admin, [name_of[t] for t in EVENT_TOPICS])
         return next(iter(counts.values())), max(limits.values(), default=DEFAULT_FETCH_BYTES)
+
+    async def _layout_changed(self, assigned: Iterable[tuple[str, int]] = ()) -> PartitionCountError | None:
+        """The refusal if a contract topic's partition count changed since the start (None when unknown)."""
+        started_with = self.processor.partitions
+        names = [topic_name(self.settings.topic_prefix, t) for t in Topic]
+        try:
+            async with admin_client(self.settings, timeout_ms=5_000) as admin:
+                counts = await asyncio.wait_for(describe(admin, names), 10)
+        except Exception as exc:  # noqa: BLE001 - Kafka unreachable now: the next check or rebalance asks again
+            log.log(logging.WARNING if assigned else logging.DEBUG, "checking the topics' partition counts failed:"
+                    " %s", exc)
+            counts = {}
+        return partitions_changed(counts, started_with, assigned)
+
+    async def check_layout(self) -> None:
+        """Periodically: refuse to go on once partitions were added to a contract topic (see :meth:`refuse`)."""
+        if self.refused is None:
+            error = await self._layout_changed()
+            if error is not None:
+                await self.refuse(error)
+
+    async def refuse(self, error: PartitionCountError) -> None:
+        """Stop applying records: let the commit in flight end, then crash the worker with ``error``.
+
+        A worker that numbered its shards by the old count must not commit next to one started with the
+        new count (their fences would not exclude each other), so it stops instead.
+        """
+        async with self.lock:
+            if self.refused is not None:
+                return
+            self.refused = error  # from now on process() and assigned() apply nothing
+            try:
+                await self.processor.drain()
+            except Exception as exc:  # noqa: BLE001 - not committed: the views stand at the offsets stored before it
+                log.warning("the last batch did not commit (%s)", exc)
+        log.error("%s", error)
+        await self.app.crash(error)
 
     async def stop(self) -> None:
         if self.processor is not None and self.processor.committing is not None:
@@ -270,6 +348,8 @@ class Runtime:
         batch = {(tp.topic, tp.partition): batch for tp, batch in records.items()}
         try:
             async with self.lock:
+                if self.refused is not None:  # the topics' layout changed (see refuse): nothing more is applied
+                    return
                 await self._guarded(self.processor.process(epochs, batch))
                 committing = self.processor.committing
         finally:
@@ -314,6 +394,12 @@ class Runtime:
 
     async def assigned(self, assigned: set) -> None:
         ours = {(tp.topic, tp.partition) for tp in assigned}
+        # Every member checks the layout on every assignment: a member started with another partition count
+        # joins through a rebalance, so the members of the old count stop before it applies anything.
+        error = self.refused or await self._layout_changed(ours)
+        if error is not None:
+            await self.refuse(error)
+            return
         async with self.lock:
             await self._guarded(self.processor.drain())  # the stored offsets read below must include it
             self.processor.revoke(self.processor.assigned - ours)
@@ -391,6 +477,11 @@ def create_app(settings: Settings, observer: Observer | None = None,
     async def report_offsets() -> None:
         if runtime.processor is not None:
             await runtime.processor.consumer.flush()  # type: ignore[attr-defined]
+
+    @app.timer(LAYOUT_CHECK_SECONDS)
+    async def layout() -> None:
+        if runtime.processor is not None:
+            await runtime.check_layout()
 
     @app.timer(5.0)
     async def lag() -> None:
