@@ -5,6 +5,8 @@ Processing code never calls these directly.
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from cohortflow.pipeline.observer import BatchReport, Observer
@@ -13,6 +15,9 @@ from cohortflow.pipeline.observer import BatchReport, Observer
 class PrometheusObserver(Observer):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        # Under `cohortflow worker --processes N` each child writes its series to PROMETHEUS_MULTIPROC_DIR
+        # (cohortflow.pipeline.workers), where a series cannot be removed.
+        self.shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         r = self.registry
         self.records = Counter("cohortflow_records_total", "Accepted records by event type", ["type"], registry=r)
         self.rejected = Counter("cohortflow_rejected_total", "Records sent to the deadletter topic, by reason",
@@ -55,6 +60,16 @@ class PrometheusObserver(Observer):
 
     def lag(self, topic: str, partition: int, lag: int) -> None:
         self.lag_gauge.labels(topic, str(partition)).set(lag)
+
+    def revoked(self, topic: str, partition: int) -> None:
+        # A former owner's last figure would otherwise stay on its /metrics beside the new owner's.
+        if self.shared:  # "livemostrecent": the new owner's next report replaces this 0
+            self.lag_gauge.labels(topic, str(partition)).set(0)
+            return
+        try:
+            self.lag_gauge.remove(topic, str(partition))
+        except KeyError:  # never reported
+            pass
 
     def conflict(self, reason: str) -> None:
         self.conflicts.labels(reason).inc()

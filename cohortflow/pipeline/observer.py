@@ -30,6 +30,9 @@ class Observer:
 
     def lag(self, topic: str, partition: int, lag: int) -> None: ...
 
+    def revoked(self, topic: str, partition: int) -> None:
+        """This worker gave the partition up: what it reported about it (its lag) is no longer its to report."""
+
     def conflict(self, reason: str) -> None: ...
 
     def badges_restored(self, count: int) -> None: ...

@@ -174,6 +174,7 @@ class BatchProcessor:
             self.positions.pop(tp, None)
             self.pending_seeks.pop(tp, None)
             self.epochs[tp] = self.epochs.get(tp, 0) + 1
+            self.observer.revoked(*tp)
         self._evict({tp[1] for tp in tps if tp[1] not in {p for _, p in self.assigned}})
 
     def _evict(self, shards: Iterable[int]) -> None:
