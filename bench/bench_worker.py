@@ -210,7 +210,7 @@ async def freshness(settings: Settings, records: list, rate: int, seconds: float
     return latencies
 
 
-def _topic(name: str):  # noqa: ANN202
+def _topic(name: str):
     from cohortflow.contract.topics import Topic
 
     return Topic(name)

@@ -96,7 +96,7 @@ class ProcessCount(click.ParamType):
 
     name = "N|auto"
 
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+    def convert(self, value, param, ctx):  # click's signature
         from cohortflow.processes import cpu_count
 
         if isinstance(value, int):
@@ -133,7 +133,7 @@ def worker(ctx: Context, metrics: bool, processes: int) -> None:
         run_workers(settings, processes, serve_metrics=metrics)
 
 
-def _progress(label: str):  # noqa: ANN202 - a rich Progress and a callback for it
+def _progress(label: str):  # a rich Progress and a callback for it
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
@@ -151,7 +151,7 @@ def _progress(label: str):  # noqa: ANN202 - a rich Progress and a callback for 
     return progress, update
 
 
-def _views_option(f):  # noqa: ANN001, ANN202 - click decorator
+def _views_option(f):  # click decorator
     return click.option("--views", "views", default="floors,mentors,global,notifications", show_default=True,
                         help="Comma-separated views: floors, mentors, global, notifications.")(f)
 
@@ -167,7 +167,7 @@ def _views_option(f):  # noqa: ANN001, ANN202 - click decorator
 @click.option("--processes", type=click.IntRange(1, 256), default=None,
               help="Processes folding the log, each a share of the partitions [default: one per CPU].")
 @pass_context
-def rebuild(ctx: Context, views: str, until, into: str | None, swap: bool,  # noqa: ANN001
+def rebuild(ctx: Context, views: str, until, into: str | None, swap: bool,
             processes: int | None) -> None:
     """Replay the topics from the start up to the current end into a shadow schema."""
     from datetime import UTC

@@ -31,8 +31,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.peers.fold import FLOOR_DDL, parse, safe_apply, upsert  # noqa: E402
-from bench.peers.fold import apply_delta as add_delta  # noqa: E402
+from bench.peers.fold import FLOOR_DDL, parse, safe_apply, upsert
+from bench.peers.fold import apply_delta as add_delta
 
 PREFIX = os.environ.get("PEER_TOPIC_PREFIX", "cohort.")
 DSN = os.environ.get("PEER_DSN", "postgresql://cohortflow:cohortflow@127.0.0.1:5432/cohortflow")
@@ -74,7 +74,7 @@ async def database() -> psycopg.AsyncConnection:
     return _connection
 
 
-async def fold(stream) -> None:  # noqa: ANN001 - a faust.Stream
+async def fold(stream) -> None:  # a faust.Stream
     """Per event: update the entity in the Table, send its deltas on to the summary rows."""
     async for key, value in stream.items():
         if not key:
@@ -88,21 +88,21 @@ async def fold(stream) -> None:  # noqa: ANN001 - a faust.Stream
 
 
 @app.agent(roster_topic)
-async def roster(stream) -> None:  # noqa: ANN001
+async def roster(stream) -> None:
     await fold(stream)
 
 
 @app.agent(submissions_topic)
-async def submissions(stream) -> None:  # noqa: ANN001
+async def submissions(stream) -> None:
     await fold(stream)
 
 
 @app.agent(reviews_topic)
-async def reviews(stream) -> None:  # noqa: ANN001
+async def reviews(stream) -> None:
     await fold(stream)
 
 
-async def decode_only(stream) -> None:  # noqa: ANN001
+async def decode_only(stream) -> None:
     """Logins, audit and notifications feed views the peers do not compute: decoded, then dropped."""
     async for value in stream:
         parse(value)
@@ -114,7 +114,7 @@ app.agent(notifications_topic, name="notifications")(decode_only)
 
 
 @app.agent(deltas_topic)
-async def summary_rows(stream) -> None:  # noqa: ANN001
+async def summary_rows(stream) -> None:
     """Per delta: update the row's counts in the Table and upsert the row into PostgreSQL."""
     async for key, delta in stream.items():
         row = summaries[key]

@@ -32,7 +32,7 @@ from quixstreams.sinks import BatchingSink, SinkBatch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.peers.fold import FLOOR, FLOOR_DDL, apply_delta, safe_apply, upsert  # noqa: E402
+from bench.peers.fold import FLOOR, FLOOR_DDL, apply_delta, safe_apply, upsert
 
 PREFIX = os.environ.get("PEER_TOPIC_PREFIX", "cohort.")
 DSN = os.environ.get("PEER_DSN", "postgresql://cohortflow:cohortflow@127.0.0.1:5432/cohortflow")
@@ -70,7 +70,7 @@ def fold_row(value: dict, state: State) -> dict:
     return row
 
 
-def skip(exc: Exception, message, logger) -> bool:  # noqa: ANN001
+def skip(exc: Exception, message, logger) -> bool:
     return True  # a record that is not JSON: drop it and go on
 
 
@@ -84,7 +84,7 @@ def build() -> Application:
         on_processing_error=skip,
     )
 
-    def topic(name: str):  # noqa: ANN202
+    def topic(name: str):
         return app.topic(f"{PREFIX}{name}", key_deserializer="str", value_deserializer="json")
 
     students = app.dataframe(topic("roster"))

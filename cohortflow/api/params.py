@@ -48,7 +48,7 @@ def unknown_query_parameter(request: Request) -> str | None:
     return next((name for name in request.query_params if name not in known), None)
 
 
-def _query_names(dependant: Any) -> set[str]:  # noqa: ANN401 - fastapi's Dependant
+def _query_names(dependant: Any) -> set[str]:  # fastapi's Dependant
     names = {p.alias for p in dependant.query_params}
     for inner in dependant.dependencies:
         names |= _query_names(inner)

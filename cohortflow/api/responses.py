@@ -19,7 +19,7 @@ from cohortflow.api.errors import ApiError
 CACHE_CONTROL = "private, no-cache"
 
 
-def _default(value: Any) -> Any:  # noqa: ANN401 - whatever orjson cannot write itself
+def _default(value: Any) -> Any:  # whatever orjson cannot write itself
     if isinstance(value, Decimal):
         return orjson.Fragment(str(value))  # exact: 33.33 stays 33.33
     raise TypeError(type(value).__name__)
@@ -36,12 +36,12 @@ def view_response(request: Request, body: dict) -> Response:
     return Response(raw, media_type="application/json", headers=headers)
 
 
-def latest(rows: list[dict], name: str) -> Any:  # noqa: ANN401 - a column's value
+def latest(rows: list[dict], name: str) -> Any:  # a column's value
     values = [r[name] for r in rows if r.get(name) is not None]
     return max(values) if values else None
 
 
-def items_response(request: Request, rows: list[dict], **extra: Any) -> Response:  # noqa: ANN401
+def items_response(request: Request, rows: list[dict], **extra: Any) -> Response:
     """A list of view rows, with the newest ``as_of`` and ``updated_at`` among them."""
     return view_response(request, {"items": rows, **extra, "as_of": latest(rows, "as_of"),
                                    "updated_at": latest(rows, "updated_at")})

@@ -79,7 +79,7 @@ def outbox_purge(ctx: Context, schema: str | None, older_than_hours: float) -> N
 class _Duration(click.ParamType):
     name = "duration"
 
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+    def convert(self, value, param, ctx):  # click's signature
         from cohortflow.producers.simulator import parse_duration
 
         if isinstance(value, (int, float)):
@@ -107,7 +107,7 @@ class _Duration(click.ParamType):
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="File for --dry-run.")
 @click.option("--compression", type=click.Choice(["gzip", "none"]), default="gzip", show_default=True)
 @pass_context
-def simulate(ctx: Context, campuses: int, students: int, rate: float, duration: float, seed: int, start,  # noqa: ANN001
+def simulate(ctx: Context, campuses: int, students: int, rate: float, duration: float, seed: int, start,
              dry_run: bool, out: Path | None, compression: str) -> None:
     """Send a realistic cohort day (and the next ones) to the contract's topics at a steady rate.
 

@@ -144,7 +144,7 @@ class _NoType(StructEvent, tag=""):
 
 
 _BY_TOPIC: Final = {
-    topic: msgspec.json.Decoder(Union[(_NoType, *(s for s in STRUCTS.values() if s.TOPIC is topic))])  # noqa: UP007
+    topic: msgspec.json.Decoder(Union[(_NoType, *(s for s in STRUCTS.values() if s.TOPIC is topic))])
     for topic in EVENT_TOPICS
 }
 

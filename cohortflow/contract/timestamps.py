@@ -48,7 +48,7 @@ reference_parse_occurred_at: Final = parse_occurred_at
 """The Python parser: the reference the compiled one (``cohortflow.contract._timestamps``) is tested against."""
 
 try:  # built by `pip install -e .` (make venv) where a C compiler is found; same results, several times cheaper
-    from cohortflow.contract._timestamps import parse_occurred_at  # type: ignore[no-redef]  # noqa: F811
+    from cohortflow.contract._timestamps import parse_occurred_at  # type: ignore[no-redef]
 except ImportError:  # pragma: no cover - only where nothing could be compiled
     pass
 

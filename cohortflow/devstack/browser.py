@@ -33,7 +33,7 @@ def require_chromium() -> tuple[Path, Path]:
     return CHROMIUM, CHROMEDRIVER
 
 
-def headless_chrome(width: int = 1440, height: int = 1000) -> Any:  # noqa: ANN401 - selenium's WebDriver
+def headless_chrome(width: int = 1440, height: int = 1000) -> Any:  # selenium's WebDriver
     """A Selenium WebDriver on Debian's headless Chromium (selenium is a test extra: imported here only)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -44,7 +44,7 @@ class DeadLetters:
         for future in pending:
             await future
 
-    async def _send(self, record: SourceRecord, rejection: Rejection):  # noqa: ANN202 - an aiokafka future
+    async def _send(self, record: SourceRecord, rejection: Rejection):  # an aiokafka future
         partition = record.partition % self.partitions  # same number as the source: one owner, order kept
         try:
             return await self.producer.send(self.topic, value=record.value, key=record.key, partition=partition,

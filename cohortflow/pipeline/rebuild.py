@@ -149,7 +149,7 @@ def _fold_in_processes(settings: Settings, shares: list[Share], until: datetime 
 _counters: Any = None  # the multiprocessing Array a forked child writes its progress to
 
 
-def _share_counters(counters) -> None:  # noqa: ANN001 - a multiprocessing Array
+def _share_counters(counters) -> None:  # a multiprocessing Array
     global _counters
     _counters = counters
 

@@ -69,7 +69,7 @@ def contract_topics(settings: Settings) -> list[str]:
 
 async def refresh_metadata(consumer: AIOKafkaConsumer) -> None:
     """Fetch the cluster's metadata now, so topics made after the consumer started are known."""
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call for this
+    await consumer._client.force_metadata_update()  # aiokafka has no public call for this
 
 
 async def end_offsets_on(consumer: AIOKafkaConsumer, tps: list[TP]) -> dict[TP, int]:

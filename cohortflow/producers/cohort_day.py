@@ -203,7 +203,7 @@ class CohortDay:
             for _ in range(count):
                 self._push(day_start + int(rng.uniform(7.5 * HOUR, 19 * HOUR)), kind)
 
-    def _handle(self, t: int, kind: int, args: tuple) -> Iterator[Record]:  # noqa: C901 - a dispatch table
+    def _handle(self, t: int, kind: int, args: tuple) -> Iterator[Record]:  # a dispatch table
         rng = self.rng
         if kind == _LOGIN:
             sid, first = args

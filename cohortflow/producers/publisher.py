@@ -294,7 +294,7 @@ _fork_lock = threading.Lock()
 
 
 def _new_fork_lock() -> None:
-    global _fork_lock  # noqa: PLW0603 - a lock held by another thread at fork time would never be released
+    global _fork_lock  # a lock held by another thread at fork time would never be released
     _fork_lock = threading.Lock()
 
 

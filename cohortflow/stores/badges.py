@@ -87,7 +87,7 @@ class RedisBadges:
             self.needs_restore = True
         return sum(results[1:])
 
-    async def _queue(self, pipe, updates: list[BadgeUpdate]) -> None:  # noqa: ANN001 - redis pipeline
+    async def _queue(self, pipe, updates: list[BadgeUpdate]) -> None:  # redis pipeline
         """Queue the script calls that apply ``updates``, a chunk per call."""
         for start in range(0, len(updates), WRITE_CHUNK):
             chunk = updates[start:start + WRITE_CHUNK]

@@ -51,7 +51,7 @@ def db_rows(settings: Settings, query: str) -> list:
                        parse_float=Decimal) for r in rows]
 
 
-def body(response: httpx.Response):  # noqa: ANN201 - any JSON
+def body(response: httpx.Response):  # any JSON
     return json.loads(response.content, parse_float=Decimal)
 
 

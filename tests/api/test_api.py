@@ -202,7 +202,7 @@ def test_sse_delivers_a_counter_change_within_a_second_of_publishing(stack: Sett
         worker.stop()
 
 
-def _next_event(lines) -> dict:  # noqa: ANN001 - an iterator of lines
+def _next_event(lines) -> dict:  # an iterator of lines
     """The data of the next `event: badge`, skipping heartbeats."""
     kind = None
     for line in lines:

@@ -98,7 +98,7 @@ class Dash:
     def token(self, *scopes: str) -> str:
         return token(self.settings, *scopes)["Authorization"].removeprefix("Bearer ")
 
-    def api(self, path: str, tok: str, **params: str) -> Any:  # noqa: ANN401 - JSON
+    def api(self, path: str, tok: str, **params: str) -> Any:  # JSON
         response = httpx.get(f"{self.url}{path}", params=params, headers={"Authorization": f"Bearer {tok}"},
                              timeout=10)
         assert response.status_code == 200, response.text
@@ -135,7 +135,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any, dash: Dash) -> Any:  # noqa: ANN401 - a WebDriver
+def page(browser: Any, dash: Dash) -> Any:  # a WebDriver
     """The dashboard in a tab with nothing in its sessionStorage: it asks for a token."""
     browser.get(f"{dash.url}/")
     browser.execute_script("sessionStorage.clear()")
@@ -144,7 +144,7 @@ def page(browser: Any, dash: Dash) -> Any:  # noqa: ANN401 - a WebDriver
     return browser
 
 
-def sign_in(driver: Any, tok: str) -> None:  # noqa: ANN401
+def sign_in(driver: Any, tok: str) -> None:
     from selenium.webdriver.common.by import By
 
     field = driver.find_element(By.ID, "token-input")
@@ -153,7 +153,7 @@ def sign_in(driver: Any, tok: str) -> None:  # noqa: ANN401
     driver.find_element(By.ID, "token-submit").click()
 
 
-def until(driver: Any, script: str, timeout: float, *args: object) -> tuple[Any, float]:  # noqa: ANN401
+def until(driver: Any, script: str, timeout: float, *args: object) -> tuple[Any, float]:
     """Poll ``script`` in the page every 20 ms until it returns something truthy; (it, seconds waited)."""
     began = time.monotonic()
     while True:
@@ -257,7 +257,7 @@ def test_the_page_ships_in_the_package() -> None:
     assert sorted(p.name for p in STATIC.iterdir()) == sorted(FILES)  # nothing shipped that is not served
 
 
-def test_the_page_shows_exactly_what_the_api_returns(page: Any, dash: Dash) -> None:  # noqa: ANN401
+def test_the_page_shows_exactly_what_the_api_returns(page: Any, dash: Dash) -> None:
     tok = dash.token("views:read")
     sign_in(page, tok)
     until(page, LOADED, 15)
@@ -322,7 +322,7 @@ def test_the_page_shows_exactly_what_the_api_returns(page: Any, dash: Dash) -> N
         {v: r["as_of"] for v, r in fresh["views"].items()}
 
 
-def test_a_published_event_changes_the_page_within_two_seconds(page: Any, dash: Dash) -> None:  # noqa: ANN401
+def test_a_published_event_changes_the_page_within_two_seconds(page: Any, dash: Dash) -> None:
     tok = dash.token("views:read")
     sign_in(page, tok)
     until(page, LOADED, 15)
@@ -367,7 +367,7 @@ def test_a_published_event_changes_the_page_within_two_seconds(page: Any, dash: 
     assert dash.api("/v1/floors/north/F1", tok)["submissions_pending"] == floor["submissions_pending"] + 1
 
 
-def test_a_floor_scoped_token_sees_only_its_floor_and_is_told_what_it_cannot_read(page: Any, dash: Dash) -> None:  # noqa: ANN401
+def test_a_floor_scoped_token_sees_only_its_floor_and_is_told_what_it_cannot_read(page: Any, dash: Dash) -> None:
     tok = dash.token("floor:north/F1")
     sign_in(page, tok)
     until(page, LOADED, 15)
@@ -390,7 +390,7 @@ def test_a_floor_scoped_token_sees_only_its_floor_and_is_told_what_it_cannot_rea
     assert shown["badge"]["live"] == "forbidden" and "needs views:read or user:" in note, shown["badge"]
 
 
-def test_an_invalid_or_revoked_token_gets_a_clear_message_and_the_form_again(page: Any, dash: Dash) -> None:  # noqa: ANN401
+def test_an_invalid_or_revoked_token_gets_a_clear_message_and_the_form_again(page: Any, dash: Dash) -> None:
     sign_in(page, "cf_not-a-token-at-all")
     shown = until(page, "return document.getElementById('auth-message').checkVisibility()", 10) and \
         page.execute_script(SNAPSHOT)
@@ -411,7 +411,7 @@ def test_an_invalid_or_revoked_token_gets_a_clear_message_and_the_form_again(pag
     assert shown["stored"] is None
 
 
-def test_sign_out_forgets_the_token(page: Any, dash: Dash) -> None:  # noqa: ANN401
+def test_sign_out_forgets_the_token(page: Any, dash: Dash) -> None:
     from selenium.webdriver.common.by import By
 
     sign_in(page, dash.token("views:read"))

@@ -58,12 +58,12 @@ def test_both_decoders_agree_on_every_record_of_an_adversarial_log(seed: int) ->
 
 
 @pytest.mark.parametrize(("topic", "key", "value", "contract", "reason", "field"), CASES)
-def test_both_decoders_refuse_each_rule_case_alike(topic, key, value, contract, reason, field) -> None:  # noqa: ANN001
+def test_both_decoders_refuse_each_rule_case_alike(topic, key, value, contract, reason, field) -> None:
     assert_agree(topic, key, value, contract)
 
 
 @pytest.mark.parametrize(("reason", "rec"), ORDER, ids=[f"{i}-{r}" for i, (r, _) in enumerate(ORDER)])
-def test_both_decoders_pick_the_first_rule_alike(reason, rec) -> None:  # noqa: ANN001
+def test_both_decoders_pick_the_first_rule_alike(reason, rec) -> None:
     assert_agree(*rec)
 
 

@@ -247,7 +247,7 @@ class FailingOnce(InMemoryViews):
         super().__init__()
         self.fail_at, self.failed = fail_at, 0
 
-    async def commit(self, effect, commit: Commit):  # noqa: ANN001, ANN201 - the port's signature
+    async def commit(self, effect, commit: Commit):  # the port's signature
         if self.commits == self.fail_at and not self.failed:
             self.failed += 1
             raise OperationalError("PostgreSQL failed: the connection was closed (injected)")

@@ -57,7 +57,7 @@ from tests.stores.test_audit import stored as audit_rows
 Position = tuple[str, int, int]  # topic, partition, offset of a published record
 
 
-def wait_until(predicate, timeout: float, what: str, workers: Iterable[Worker] = ()) -> None:  # noqa: ANN001
+def wait_until(predicate, timeout: float, what: str, workers: Iterable[Worker] = ()) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -20,7 +20,7 @@ from tests.pipeline.harness import ROOT, Worker, environment, publish, records_o
 from tests.pipeline.test_worker import assert_views_match, expected_badges, free_port, scrape
 
 
-def wait_for(predicate, timeout: float, what: str):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -158,7 +158,7 @@ def test_a_publisher_created_before_a_fork_works_in_the_child(stack) -> None:
     publisher = Publisher(stack)
     parent_first = publisher.login_succeeded(user_id="parent", role="admin")
 
-    def child(queue) -> None:  # noqa: ANN001
+    def child(queue) -> None:
         event = publisher.login_succeeded(user_id="child", role="student")
         publisher.close()
         queue.put(event.event_id)

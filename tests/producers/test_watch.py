@@ -21,7 +21,7 @@ def _mentor(i: int) -> dict:
             "workload": "low"}
 
 
-def _api(mentors: int, status: int = 200):  # noqa: ANN202
+def _api(mentors: int, status: int = 200):
     def handle(request: httpx.Request) -> httpx.Response:
         if status != 200:
             return httpx.Response(status, json={"error": "no"})

@@ -29,7 +29,7 @@ TP = ("cohort.roster", 0)
 class Backend:
     """A view store and how to read its views (not part of the port: the read API's business)."""
 
-    def __init__(self, store: ViewStore, read_views) -> None:  # noqa: ANN001 - a callable
+    def __init__(self, store: ViewStore, read_views) -> None:  # a callable
         self.store = store
         self.read_views = read_views
 

@@ -30,20 +30,20 @@ async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> tuple[str, d
 
 
 # The probes answer nothing (a check's detail is None when it passes), only whether they raise.
-async def _postgres(state: Any, query: str) -> None:  # noqa: ANN401 - the app's state
+async def _postgres(state: Any, query: str) -> None:  # the app's state
     async with state.pool.connection(timeout=2) as conn:
         await conn.execute(query)
 
 
-async def _redis(state: Any) -> None:  # noqa: ANN401
+async def _redis(state: Any) -> None:
     await state.redis.ping()
 
 
-async def _kafka(state: Any) -> None:  # noqa: ANN401
+async def _kafka(state: Any) -> None:
     await state.kafka.end_offsets()
 
 
-async def _lag_check(state: Any) -> dict:  # noqa: ANN401 - the app's state
+async def _lag_check(state: Any) -> dict:  # the app's state
     """Records in Kafka the worker has not committed yet: ok, or degraded above the settings' bound."""
     began = time.perf_counter()
     ends = await state.kafka.end_offsets()
