@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv services services-down status browser demo test lint test-unit lock clean bench bench-quick bench-worker bench-rebuild bench-audit bench-api bench-simulator
+.PHONY: help venv services services-down status browser demo test lint test-unit lock clean bench bench-quick bench-worker bench-rebuild bench-audit bench-api bench-simulator bench-scaling
 
 help: ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -66,6 +66,9 @@ bench-rebuild: services ## cohortflow rebuild of 1,000,000 records (issue 6); AR
 
 bench-simulator: services ## Simulator: CPU a published record at 20,000 records/s, median of 3 (issue 5).
 	$(BIN)/python bench/bench_simulator.py $(ARGS)
+
+bench-scaling: services ## Worker records/s and RSS at 10k/50k/200k students, medians of 3 (issue 16), without all of make bench.
+	$(BIN)/python bench/bench_scaling.py $(ARGS)
 
 bench-api: services ## Read API: p50/p99 at 1,000 req/s (summaries, badges), SSE clients per process (issue 4).
 	$(BIN)/python bench/bench_api.py $(ARGS)
