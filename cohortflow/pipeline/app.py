@@ -203,6 +203,7 @@ class Runtime:
                  on_started: Callable[[], None] | None = None) -> None:
         self.app = app
         self.settings = settings
+        self.topics = {t: topic_name(settings.topic_prefix, t) for t in Topic}  # the contract topics' full names
         self.observer = observer
         self.on_started = on_started  # the supervisor's "ready" signal (cohortflow worker --processes)
         self.batches = app.channel(maxsize=1)  # handed over when the agent is idle (see ``idle``)
@@ -263,8 +264,7 @@ class Runtime:
 
     async def _check_topics(self) -> tuple[int, int]:
         """The contract topics' one partition count (one shard per number) and the largest batch they accept."""
-        name_of = {t: topic_name(self.settings.topic_prefix, t) for t in Topic}
-        names = list(name_of.values())
+        names = list(self.topics.values())
         async with admin_client(self.settings) as admin:
             counts = await describe(admin, names)
             missing = [n for n in names if n not in counts]
@@ -278,13 +278,13 @@ class Runtime:
                                   for count, group in sorted(by_count.items()))
                 raise PartitionCountError(f"the contract topics must have one partition count (it numbers the"
                                           f" shards of the entity states), found {found}: {_what_to_do(counts)}")
-            limits = await max_message_bytes(admin, [name_of[t] for t in EVENT_TOPICS])
+            limits = await max_message_bytes(admin, [self.topics[t] for t in EVENT_TOPICS])
         return next(iter(counts.values())), max(limits.values(), default=DEFAULT_FETCH_BYTES)
 
     async def _layout_changed(self, assigned: Iterable[tuple[str, int]] = ()) -> PartitionCountError | None:
         """The refusal if a contract topic's partition count changed since the start (None when unknown)."""
         started_with = self.processor.partitions
-        names = [topic_name(self.settings.topic_prefix, t) for t in Topic]
+        names = list(self.topics.values())
         try:
             async with admin_client(self.settings, timeout_ms=5_000) as admin:
                 counts = await asyncio.wait_for(describe(admin, names), 10)
