@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from cohortflow.api.app import create_app
 from cohortflow.settings import Settings, load_settings
 from tests.conftest import _cleanup, _require_services
 from tests.logs import adversarial_log, valid_events
-from tests.pipeline.harness import ROOT, environment, fold_log, stop_process
+from tests.pipeline.harness import ROOT, environment, fold_log, free_port, stop_process
 
 
 def token(settings: Settings, *scopes: str, name: str | None = None) -> dict[str, str]:
@@ -98,12 +97,6 @@ def isolated_stack(settings: Settings | None = None, **overrides: object) -> Ite
         yield settings
     finally:
         _cleanup(settings)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import redis
@@ -124,6 +126,29 @@ async def end_offsets(settings: Settings, topics: Iterable[Topic] = EVENT_TOPICS
         return {(tp.topic, tp.partition): o for tp, o in ends.items()}
     finally:
         await consumer.stop()
+
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, workers: Iterable[Worker] = ()) -> T:
+    """Poll ``predicate`` until it returns something true, and return that; fail at once if a worker died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        for worker in workers:
+            assert worker.alive, f"worker died: see {worker.log}\n{worker.log.read_text()[-3000:]}"
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def stored_offsets(settings: Settings) -> dict[tuple[str, int], int]:

@@ -44,28 +44,19 @@ from tests.pipeline.harness import (
     compare,
     deadletters,
     end_offsets,
+    free_port,
     records_of,
     redis_badges,
     stored_offsets,
     wait_caught_up,
+    wait_for,
 )
 from tests.pipeline.test_batch_processor import Consumed, Consumer
-from tests.pipeline.test_worker import assert_views_match, expected_badges, free_port, scrape
+from tests.pipeline.test_worker import assert_views_match, expected_badges, scrape
 from tests.stores.test_audit import expected_rows as expected_audit_rows
 from tests.stores.test_audit import stored as audit_rows
 
 Position = tuple[str, int, int]  # topic, partition, offset of a published record
-
-
-def wait_until(predicate, timeout: float, what: str, workers: Iterable[Worker] = ()) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        for worker in workers:
-            assert worker.alive, f"worker died: see {worker.log}\n{worker.log.read_text()[-3000:]}"
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def committed_batches(port: int) -> float:
@@ -133,16 +124,16 @@ def test_the_group_grows_from_1_to_3_workers_loses_one_to_sigkill_and_shrinks_to
     try:
         first.start()
         publisher.start()
-        wait_until(lambda: applied(stack) >= 20_000, 120, "20,000 records applied by one worker", [first])
+        wait_for(lambda: applied(stack) >= 20_000, 120, "20,000 records applied by one worker", [first])
 
         # Grow to 3: two more members of the group; each commits batches of its own share of the partitions.
         second.start()
         third.start()
         for worker, port in zip(workers, ports):
-            wait_until(lambda port=port: committed_batches(port) > 0, 120, f"a batch committed by {worker.log.name}",
+            wait_for(lambda port=port: committed_batches(port) > 0, 120, f"a batch committed by {worker.log.name}",
                        workers)
         before = committed_batches(ports[0])
-        wait_until(lambda: committed_batches(ports[0]) > before, 60, "the group of three at work", workers)
+        wait_for(lambda: committed_batches(ports[0]) > before, 60, "the group of three at work", workers)
 
         # SIGKILL one of the three mid-ingest, in the middle of whatever it does; the group hands its
         # partitions to the two others once its session times out.
@@ -150,7 +141,7 @@ def test_the_group_grows_from_1_to_3_workers_loses_one_to_sigkill_and_shrinks_to
         second.kill()
         assert publisher.is_alive() and applied(stack) < len(records)
         ends = asyncio.run(end_offsets(stack))
-        wait_until(lambda: all(stored_offsets(stack).get(tp, 0) >= end for tp, end in ends.items()), 120,
+        wait_for(lambda: all(stored_offsets(stack).get(tp, 0) >= end for tp, end in ends.items()), 120,
                    "the records published before the kill applied by the two survivors", [first, third])
 
         # Shrink to 1: the third leaves gracefully (its commit in flight ends, it leaves the group).
@@ -158,7 +149,7 @@ def test_the_group_grows_from_1_to_3_workers_loses_one_to_sigkill_and_shrinks_to
         assert third.proc is not None and third.proc.returncode == 0, third.log.read_text()[-3000:]
         assert publisher.is_alive() and applied(stack) < len(records)
         ends = asyncio.run(end_offsets(stack))
-        wait_until(lambda: all(stored_offsets(stack).get(tp, 0) >= end for tp, end in ends.items()), 120,
+        wait_for(lambda: all(stored_offsets(stack).get(tp, 0) >= end for tp, end in ends.items()), 120,
                    "the records published before the shrink applied by the last worker", [first])
 
         assert publisher.finish(120) == len(records) >= 200_000
@@ -224,7 +215,7 @@ def test_partitions_added_mid_stream_stop_the_worker_exactly_and_a_restart_with_
     worker = Worker(stack, tmp_path / "worker.log").start()
     try:
         placed += asyncio.run(publish_placed(stack, chunks[0]))
-        wait_until(lambda: applied(stack) > 0, 120, "the worker at work", [worker])
+        wait_for(lambda: applied(stack) > 0, 120, "the worker at work", [worker])
         for chunk in chunks[1:3]:
             placed += asyncio.run(publish_placed(stack, chunk))
         # Mid-stream (records arrive before and after, the worker applies them as they come): submissions gets
@@ -267,7 +258,7 @@ def test_partitions_added_mid_stream_stop_the_worker_exactly_and_a_restart_with_
         worker = Worker(stack, tmp_path / "restarted.log").start()
         ends = asyncio.run(all_end_offsets(stack))
         assert len(ends) == 5 * len(EVENT_TOPICS)
-        wait_until(lambda: all(stored_offsets(stack).get(tp, 0) >= end for tp, end in ends.items()), 120,
+        wait_for(lambda: all(stored_offsets(stack).get(tp, 0) >= end for tp, end in ends.items()), 120,
                    "the whole log applied after the restart", [worker])
         events = valid_events(log)
         assert_views_match(stack, events)

@@ -20,6 +20,7 @@ from tests.pipeline.harness import (
     compare,
     deadletters,
     fold_log,
+    free_port,
     publish,
     records_of,
     redis_badges,
@@ -104,14 +105,6 @@ def test_large_entities_keep_tails_that_a_restart_replays(stack: Settings, logs_
     assert_views_match(stack, valid_events(log))
     wanted = expected_badges(valid_events(log))
     assert {u: b for u, b in redis_badges(stack).items() if b != {"unread": 0}} == wanted
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def scrape(port: int) -> dict[str, float]:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -16,18 +15,18 @@ from cohortflow.cli import cli
 from cohortflow.processes import cpu_count
 from cohortflow.settings import Settings
 from tests.logs import adversarial_log, valid_events
-from tests.pipeline.harness import ROOT, Worker, environment, publish, records_of, redis_badges, wait_caught_up
-from tests.pipeline.test_worker import assert_views_match, expected_badges, free_port, scrape
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
+from tests.pipeline.harness import (
+    ROOT,
+    Worker,
+    environment,
+    free_port,
+    publish,
+    records_of,
+    redis_badges,
+    wait_caught_up,
+    wait_for,
+)
+from tests.pipeline.test_worker import assert_views_match, expected_badges, scrape
 
 
 def test_two_processes_share_the_log_survive_a_killed_child_and_stop_on_sigterm(stack: Settings,

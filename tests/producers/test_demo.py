@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,19 +13,13 @@ from psycopg import sql
 
 from cohortflow.devstack.process import Address, port_open
 from cohortflow.settings import Settings
-from tests.pipeline.harness import ROOT, environment
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.pipeline.harness import ROOT, environment, free_port
 
 
 def test_demo_shows_floor_and_mentor_figures_within_60_seconds(stack_settings: Settings, tmp_path: Path) -> None:
     # The real script (migrations, topics, token, honcho with Procfile.demo, watch), on isolated topics, schema,
     # Redis keys and API port; `watch --once` exits 0 once both tables show figures, 1 if none within --wait.
-    port = _free_port()
+    port = free_port()
     env = environment(stack_settings, COHORTFLOW_API_PORT=str(port), DEMO_DIR=str(tmp_path), DEMO_SEED="7",
                       DEMO_DURATION="2m")
     began = time.monotonic()
