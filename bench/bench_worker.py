@@ -303,6 +303,7 @@ def main() -> None:
         "date": stamp,
         "records": total,
         "students": args.students,
+        "batch_max_records": base.batch_max_records,
         "raw_ceiling_per_s": statistics.median(raw),
         "worker_per_s": statistics.median(rates),
         "ratio": statistics.median(rates) / statistics.median(raw),

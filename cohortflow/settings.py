@@ -77,8 +77,10 @@ class Settings(BaseSettings):
         description="a Kafka consumer group id (1-200 characters from [A-Za-z0-9._-])",
     )
     log_level: str = Field("info", description="one of debug, info, warning, error")
+    # 20,000 (was 10,000): a commit's cost is mostly per batch (every mentor row, each touched entity), so on the
+    # 1M-record bench one process went from 43.6k to 55.9k records/s; 40,000 gave 59.8k but p99 freshness 257 ms.
     batch_max_records: int = Field(
-        10_000, ge=1, le=1_000_000, description="an integer 1-1000000: most records the worker folds per batch"
+        20_000, ge=1, le=1_000_000, description="an integer 1-1000000: most records the worker folds per batch"
     )
     cache_max_entities: int = Field(
         250_000, ge=100, le=100_000_000,
