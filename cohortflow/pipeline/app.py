@@ -348,9 +348,10 @@ class Runtime:
         # stops its consumer thread, which can hang for good when the stop lands while a call into that thread
         # is pending (seen once in test_scale_out: SIGTERM 0.4 s after an assignment, during earliest_offsets;
         # the thread died with CancelledError and the process never exited). So a stop not over by then ends
-        # the process, with the exit code it would have had; the group hands its partitions on after the
-        # session timeout, as for any member that leaves without saying so.
-        watchdog = threading.Timer(STOP_GRACE_SECONDS, _exit_stuck, [1 if self.refused is not None else 0])
+        # the process, with the exit code it would have had (1 after a crash); the group hands its partitions on
+        # after the session timeout, as for any member that leaves without saying so.
+        failed = self.refused is not None or self.app.crash_reason is not None  # a crash (a refusal included)
+        watchdog = threading.Timer(STOP_GRACE_SECONDS, _exit_stuck, [1 if failed else 0])
         watchdog.daemon = True  # a stop that ends in time ends the process with it
         watchdog.start()
 
