@@ -19,7 +19,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,8 @@ class BatchTransport(faust_aiokafka.Transport):
     Consumer = BatchConsumer
 
 
+REBALANCE_SETTLE_SECONDS = 30.0
+"""How long a stop waits for a rebalance callback in progress (see :meth:`Runtime.settle_rebalance`)."""
 STOP_GRACE_SECONDS = 15.0
 """How long Faust may take to stop once the worker's own stop is done (see :meth:`Runtime.stop`)."""
 
@@ -158,8 +160,16 @@ class CohortflowApp(faust.App):
         await super().on_start()
 
     async def on_stop(self) -> None:
+        await self.runtime.settle_rebalance()  # while the consumer thread still serves the callback's calls
         await super().on_stop()
         await self.runtime.stop()
+
+    # Faust's consumer calls these two for a rebalance (from its thread, through the main loop's method queue).
+    async def _on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        await self.runtime.rebalancing(super()._on_partitions_assigned(assigned, generation_id))
+
+    async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
+        await self.runtime.rebalancing(super()._on_partitions_revoked(revoked))
 
 
 class FaustPositions:
@@ -224,6 +234,8 @@ class Runtime:
         self.idle.set()
         self.processor: BatchProcessor = None  # type: ignore[assignment]
         self.refused: PartitionCountError | None = None  # set once the topics' layout changed: nothing more is applied
+        self.callbacks: set[asyncio.Future] = set()  # the rebalance callbacks in progress, one future each
+        self.stopping = False  # a stop began: a rebalance callback still to come applies nothing
 
     async def start(self) -> None:
         settings = self.settings
@@ -344,16 +356,42 @@ class Runtime:
                 await getattr(resource, closing)()
             except Exception as exc:  # noqa: BLE001 - stopping anyway
                 log.debug("while stopping: %s", exc)
-        # Everything that matters is done: the batch in flight committed, the connections closed. Faust then
-        # stops its consumer thread, which can hang for good when the stop lands while a call into that thread
-        # is pending (seen once in test_scale_out: SIGTERM 0.4 s after an assignment, during earliest_offsets;
-        # the thread died with CancelledError and the process never exited). So a stop not over by then ends
-        # the process, with the exit code it would have had (1 after a crash); the group hands its partitions on
-        # after the session timeout, as for any member that leaves without saying so.
+        # Everything that matters is done: the batch in flight committed, the connections closed. A stop that
+        # landed mid-rebalance no longer hangs Faust's consumer thread (settle_rebalance); should Faust's own
+        # stop hang for another reason, the process still ends, with the exit code it would have had (1 after a
+        # crash); the group then hands its partitions on after the session timeout.
         failed = self.refused is not None or self.app.crash_reason is not None  # a crash (a refusal included)
         watchdog = threading.Timer(STOP_GRACE_SECONDS, _exit_stuck, [1 if failed else 0])
         watchdog.daemon = True  # a stop that ends in time ends the process with it
         watchdog.start()
+
+    async def rebalancing(self, callback: Awaitable[None]) -> None:
+        """Run a rebalance callback of Faust's, known to :meth:`settle_rebalance` until it ends."""
+        done = asyncio.get_running_loop().create_future()
+        self.callbacks.add(done)
+        try:
+            await callback
+        finally:
+            self.callbacks.discard(done)
+            done.set_result(None)
+
+    async def settle_rebalance(self) -> None:
+        """Let a rebalance callback in progress end before Faust stops its consumer.
+
+        An assignment reads the partitions' earliest offsets through Faust's consumer thread. Stopped
+        under it, that call was cancelled: the stop then crashed with CancelledError (exit 1) or the thread
+        never ended (tests/pipeline/test_workers.py reproduces it). Waited for, the callback ends in
+        milliseconds; what it assigned is released by the stop like any other partition.
+        """
+        self.stopping = True
+        pending = list(self.callbacks)
+        if not pending:
+            return
+        log.info("stopping: waiting for the rebalance in progress to end")
+        _, late = await asyncio.wait(pending, timeout=REBALANCE_SETTLE_SECONDS)
+        if late:
+            log.warning("the rebalance in progress did not end within %.0f s; stopping anyway",
+                        REBALANCE_SETTLE_SECONDS)
 
     async def seek_pending(self) -> dict:
         if not self.processor.pending_seeks:
@@ -415,6 +453,8 @@ class Runtime:
                 log.warning("still recovering (%s)", exc)
 
     async def assigned(self, assigned: set) -> None:
+        if self.stopping:  # the group hands these partitions on once the worker has left it
+            return
         ours = {(tp.topic, tp.partition) for tp in assigned}
         # Every member checks the layout on every assignment: a member started with another partition count
         # joins through a rebalance, so the members of the old count stop before it applies anything.

@@ -51,8 +51,10 @@ def stop_process(proc: subprocess.Popen, grace: float) -> None:
 class Worker:
     """One `cohortflow worker` command: one process, or a parent with ``processes`` children."""
 
-    def __init__(self, settings: Settings, log: Path, processes: int = 1, **extra: str) -> None:
+    def __init__(self, settings: Settings, log: Path, processes: int = 1, module: str = "cohortflow.cli",
+                 **extra: str) -> None:
         self.settings = settings
+        self.module = module  # the command's module: tests.pipeline.slow_consumer slows its consumer thread
         self.log = log
         self.processes = processes
         self.extra = extra
@@ -60,7 +62,7 @@ class Worker:
 
     def start(self) -> Worker:
         out = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "cohortflow.cli", "worker", "--processes",
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module, "worker", "--processes",
                                       str(self.processes)], cwd=ROOT,
                                      env=environment(self.settings, **self.extra), stdout=out,
                                      stderr=subprocess.STDOUT)

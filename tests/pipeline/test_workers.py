@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -91,3 +92,35 @@ def test_processes_option_takes_a_count_or_auto() -> None:
 
     assert ProcessCount().convert("auto", None, None) == cpu_count() >= 1
     assert ProcessCount().convert("3", None, None) == 3
+
+
+def test_a_sigterm_while_an_assignment_waits_on_the_consumer_thread_stops_the_worker_cleanly(
+        stack: Settings, tmp_path: Path) -> None:
+    """The stop waits for the assignment in progress, so Faust never cancels it mid-call (exit 0, no crash).
+
+    Seen by chance in test_scale_out before: the stop either hung for good or crashed with CancelledError.
+    """
+    log = adversarial_log(seed=37, size=3_000, contract=stack.contract)
+    asyncio.run(publish(stack, records_of(log)))
+    worker = Worker(stack, tmp_path / "worker.log", module="tests.pipeline.slow_consumer",
+                    SLOW_EARLIEST_SECONDS="4").start()
+    try:
+        wait_for(lambda: b"SLOW earliest_offsets" in worker.log.read_bytes(), 60,
+                 "an assignment waiting on the consumer thread", [worker])
+        time.sleep(1.0)  # well inside the 4 s the call takes
+        worker.proc.send_signal(signal.SIGTERM)
+        code = worker.proc.wait(60)
+        text = worker.log.read_text()
+        assert code == 0, text[-3000:]
+        assert "CancelledError" not in text and "crash" not in text.lower(), text[-3000:]
+        assert "Faust did not stop" not in text, text[-3000:]  # stopped by itself, not ended by the timer
+    finally:
+        worker.stop()
+
+    # Nothing was lost: a worker started again folds the whole log.
+    worker = Worker(stack, tmp_path / "again.log").start()
+    try:
+        wait_caught_up(stack, timeout=120, workers=[worker])
+        assert_views_match(stack, valid_events(log))
+    finally:
+        worker.stop()
