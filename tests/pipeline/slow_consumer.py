@@ -18,6 +18,7 @@ from cohortflow.cli import cli
 
 DELAY = float(os.environ.get("SLOW_EARLIEST_SECONDS", "3"))
 
+
 async def _slow_earliest(self: AIOKafkaConsumerThread, *partitions: Any) -> Any:
     async def slowly() -> Any:  # runs in the consumer thread, like the call it delays
         print("SLOW earliest_offsets", file=sys.stderr, flush=True)
