@@ -235,7 +235,6 @@ class Runtime:
         self.processor: BatchProcessor = None  # type: ignore[assignment]
         self.refused: PartitionCountError | None = None  # set once the topics' layout changed: nothing more is applied
         self.callbacks: set[asyncio.Future] = set()  # the rebalance callbacks in progress, one future each
-        self.stopping = False  # a stop began: a rebalance callback still to come applies nothing
 
     async def start(self) -> None:
         settings = self.settings
@@ -383,7 +382,6 @@ class Runtime:
         never ended (tests/pipeline/test_workers.py reproduces it). Waited for, the callback ends in
         milliseconds; what it assigned is released by the stop like any other partition.
         """
-        self.stopping = True
         pending = list(self.callbacks)
         if not pending:
             return
@@ -453,7 +451,7 @@ class Runtime:
                 log.warning("still recovering (%s)", exc)
 
     async def assigned(self, assigned: set) -> None:
-        if self.stopping:  # the group hands these partitions on once the worker has left it
+        if self.app.should_stop:  # stopping (or crashed): the group hands these on once the worker has left it
             return
         ours = {(tp.topic, tp.partition) for tp in assigned}
         # Every member checks the layout on every assignment: a member started with another partition count
