@@ -321,11 +321,9 @@ class PostgresViews:
                 record.update(campus=mine[0], floor=mine[1], active=mine[2])
             records.append(record)
         payload = _json(records)
-        await conn.execute(
-            "SELECT 1 FROM mentor_counts m JOIN jsonb_to_recordset(%s::jsonb) AS d(mentor_id text)"
-            " ON m.mentor_id = d.mentor_id ORDER BY m.mentor_id FOR UPDATE OF m",
-            [payload],
-        )
+        # No SELECT ... FOR UPDATE in mentor order before the UPDATE, as floors and days need: the INSERT above
+        # already locked every row it met, in that order (ON CONFLICT DO UPDATE locks the conflicting row even
+        # where its WHERE is false; the PostgreSQL manual, INSERT).
         cur = await conn.execute(
             sql.SQL(
                 "UPDATE mentor_counts m SET {sets},"
