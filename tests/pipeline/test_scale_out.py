@@ -339,3 +339,32 @@ def test_members_numbering_shards_by_two_partition_counts_lose_updates_where_one
     log = Relaid(adversarial_log(seed=5, size=4_000, contract=DEFAULT_CONTRACT), switch=1_000, before=3, after=5)
     assert asyncio.run(fold_with_two_members(log, (3, 3))) == []
     assert asyncio.run(fold_with_two_members(log, (3, 5))) != []
+
+
+def test_partitions_added_under_two_processes_stop_the_parent_with_the_refusal_and_keep_the_views_exact(
+        stack: Settings, tmp_path: Path) -> None:
+    """`--processes 2`: a child that refuses is not restarted into a loop; the parent ends, saying why."""
+    log = adversarial_log(seed=67, size=20_000, contract=stack.contract)
+    submissions = topic_name(stack.topic_prefix, Topic.SUBMISSIONS)
+    worker = Worker(stack, tmp_path / "worker.log", processes=2).start()
+    try:
+        placed = asyncio.run(publish_placed(stack, log[:10_000]))
+        wait_for(lambda: applied(stack) > 0, 120, "the workers at work", [worker])
+        asyncio.run(add_partitions(stack, [Topic.SUBMISSIONS], 5))
+        placed += asyncio.run(publish_placed(stack, log[10_000:]))
+        assert worker.proc is not None
+        worker.proc.wait(120)
+        said = worker.log.read_text()
+        assert worker.proc.returncode != 0, said[-3000:]
+        assert f"partitions were added while the worker ran: {submissions} now has 5 partitions" in said, said[-3000:]
+        assert not worker.children()
+
+        stored = stored_offsets(stack)
+        assert not [tp for tp in stored if tp[1] >= 3], stored
+        done = [record for record, (t, p, o) in zip(log, placed) if o < stored.get((t, p), 0)]
+        assert 0 < len(done) < len(log)
+        events = valid_events(done)
+        assert_views_match(stack, events)
+        assert {u: b for u, b in redis_badges(stack).items() if b != {"unread": 0}} == expected_badges(events)
+    finally:
+        worker.stop()
