@@ -172,3 +172,31 @@ async def test_the_views_of_batch_after_batch_equal_the_recomputation(backend: B
     assert not problems, "\n".join(problems[:10])
     bodies, _ = await backend.store.entities(list(state.entities))
     assert bodies == {key: body for key, (_, body) in states(state, state.entities).items()}
+
+
+async def test_a_mentors_last_activity_moves_back_when_its_latest_review_is_corrected_away(backend: Backend) -> None:
+    """last_active_at is a maximum that can fall, batch after batch: to the next contributor, then to none."""
+    def review(review_id: str, minutes: float, student: str, submission: str, mentor: str) -> object:
+        return ev("review.completed", at(minutes), review_id=review_id, submission_id=submission,
+                  student_id=student, mentor_id=mentor, attempt=1, decision="approved")
+
+    def submitted(submission: str, student: str) -> object:
+        return ev("submission.submitted", at(0), submission_id=submission, student_id=student, pillar="clt",
+                  attempt=1)
+
+    batches = [
+        [submitted("a", "s1"), submitted("b", "s2"), submitted("c", "s3"), submitted("d", "s3"),
+         review("r1", 50, "s1", "a", "m1"), review("r2", 30, "s2", "b", "m1"),
+         review("r3", 20, "s3", "c", "m1"), review("r4", 40, "s3", "d", "m1")],  # m1 last active at 50 (s1)
+        [review("r1", 60, "s1", "a", "m2")],  # s1's review goes to m2: m1 falls back to 40 (s3's r4)
+        [review("r4", 65, "s3", "d", "m2")],  # s3's latest for m1 falls to 20, below s2's 30: m1 at 30
+        [review("r2", 70, "s2", "b", "m2"), review("r3", 75, "s3", "c", "m2")],  # m1 has no review left
+    ]
+    state, fold, done = State(), Fold(FoldConfig()), []
+    for number, events in enumerate(batches):
+        effect = fold.apply(events, state)
+        done += events
+        keys = {entity_key(e) for e in events}
+        await backend.store.commit(effect, Commit(states(state, keys), {0: number}, {}))
+        problems = compare(backend.read_views(), oracle.recompute(done))
+        assert not problems, f"after batch {number + 1}: " + "\n".join(problems[:10])
