@@ -205,6 +205,20 @@ async def all_end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
         await consumer.stop()
 
 
+def applied_exactly_below_the_stored_offsets(settings: Settings, log: Sequence[Record], placed: list[Position]
+                                             ) -> dict[tuple[str, int], int]:
+    """Assert the views and badges are those of the records below the stored offsets, which include none of the
+    partitions added to the 3; return those offsets."""
+    stored = stored_offsets(settings)
+    assert not [tp for tp in stored if tp[1] >= 3], stored
+    done = [record for record, (t, p, o) in zip(log, placed) if o < stored.get((t, p), 0)]
+    assert 0 < len(done) < len(log)
+    events = valid_events(done)
+    assert_views_match(settings, events)
+    assert {u: b for u, b in redis_badges(settings).items() if b != {"unread": 0}} == expected_badges(events)
+    return stored
+
+
 def test_partitions_added_mid_stream_stop_the_worker_exactly_and_a_restart_with_one_count_goes_on(
         stack: Settings, tmp_path: Path) -> None:
     assert stack.partitions == 3
@@ -235,13 +249,7 @@ def test_partitions_added_mid_stream_stop_the_worker_exactly_and_a_restart_with_
         assert "so it stops and applies nothing more" in said and "COHORTFLOW_PARTITIONS=5" in said
 
         # It applied exactly the records below its stored offsets, once each, and nothing of the new partitions.
-        stored = stored_offsets(stack)
-        assert not [tp for tp in stored if tp[1] >= 3], stored
-        done = [record for record, (t, p, o) in zip(log, placed) if o < stored.get((t, p), 0)]
-        assert 0 < len(done) < len(log)
-        events = valid_events(done)
-        assert_views_match(stack, events)
-        assert {u: b for u, b in redis_badges(stack).items() if b != {"unread": 0}} == expected_badges(events)
+        stored = applied_exactly_below_the_stored_offsets(stack, log, placed)
 
         # A worker started while the topics' counts differ refuses at start, saying what to do.
         again = Worker(stack, tmp_path / "again.log").start()
@@ -359,12 +367,6 @@ def test_partitions_added_under_two_processes_stop_the_parent_with_the_refusal_a
         assert f"partitions were added while the worker ran: {submissions} now has 5 partitions" in said, said[-3000:]
         assert not worker.children()
 
-        stored = stored_offsets(stack)
-        assert not [tp for tp in stored if tp[1] >= 3], stored
-        done = [record for record, (t, p, o) in zip(log, placed) if o < stored.get((t, p), 0)]
-        assert 0 < len(done) < len(log)
-        events = valid_events(done)
-        assert_views_match(stack, events)
-        assert {u: b for u, b in redis_badges(stack).items() if b != {"unread": 0}} == expected_badges(events)
+        applied_exactly_below_the_stored_offsets(stack, log, placed)
     finally:
         worker.stop()
