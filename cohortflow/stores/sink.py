@@ -320,58 +320,39 @@ class PostgresViews:
             if mine is not None:
                 record.update(campus=mine[0], floor=mine[1], active=mine[2])
             records.append(record)
-        payload = _json(records)
         # No SELECT ... FOR UPDATE in mentor order before the UPDATE, as floors and days need: the INSERT above
         # already locked every row it met, in that order (ON CONFLICT DO UPDATE locks the conflicting row even
-        # where its WHERE is false; the PostgreSQL manual, INSERT).
+        # where its WHERE is false; the PostgreSQL manual, INSERT). The same UPDATE moves last_active_at
+        # (:func:`_latest_activity`), so each touched mentor row gets one new version per batch, not two.
         cur = await conn.execute(
             sql.SQL(
-                "UPDATE mentor_counts m SET {sets},"
+                "WITH {latest}"
+                " UPDATE mentor_counts m SET {sets},"
                 " campus = CASE WHEN d.has_self THEN d.campus ELSE m.campus END,"
                 " floor = CASE WHEN d.has_self THEN d.floor ELSE m.floor END,"
                 " active = CASE WHEN d.has_self THEN d.active ELSE m.active END,"
                 " as_of = greatest(m.as_of, d.as_of),"
+                " last_active_at = CASE WHEN v.m IS NULL THEN m.last_active_at ELSE v.latest END,"
                 " updated_at = CASE WHEN d.changed OR d.has_self OR d.as_of > coalesce(m.as_of, '-infinity')"
+                " OR (v.m IS NOT NULL AND m.last_active_at IS DISTINCT FROM v.latest)"
                 " THEN now() ELSE m.updated_at END"
                 " FROM jsonb_to_recordset(%s::jsonb) AS d(mentor_id text, {columns}, has_self boolean,"
                 " campus text, floor text, active boolean, as_of timestamptz, changed boolean)"
+                " LEFT JOIN v ON v.m = d.mentor_id"
                 " WHERE m.mentor_id = d.mentor_id"
                 " RETURNING m.mentor_id, m.pending_reviews, m.named, d.pending_reviews <> 0"
-            ).format(**_additive(MENTOR_FIELDS, "m")),
-            [payload],
+            ).format(latest=sql.SQL(_LATEST_ACTIVITY), **_additive(MENTOR_FIELDS, "m")),
+            [_json(_activity_changes(effect)), _json(records)],
         )
         newly_named = {m for m, named in await named_now.fetchall() if named}
         return {m: (pending, named) for m, pending, named, moved in await cur.fetchall()
                 if named and (moved or m in newly_named)}
 
     async def _activity(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
-        if not effect.activity:
-            return
-        # As JSON with instants in microseconds: psycopg's array dumpers and the datetimes took about a sixth
-        # of the commit thread's time in py-spy (make bench-worker).
-        changes = sorted((m, c, ts) for (m, c), ts in effect.activity.items())
+        """Write each contributor's latest instant; after :meth:`_mentors`, which read the old ones."""
+        changes = _activity_changes(effect)
         upserts = [change for change in changes if change[2] is not None]
         deletes = [(m, c) for m, c, ts in changes if ts is None]
-        # First, while mentor_activity still holds the old values: each touched mentor's new maximum. It is
-        # the greater of the old one and the new values, unless a value equal to the old maximum went down or
-        # away; only then are the mentor's other contributors read (recomputing every touched mentor from all
-        # its rows was 15% of PostgreSQL's time in make bench-worker). The rows are locked since _mentors.
-        await conn.execute(
-            "WITH d AS (SELECT a->>0 AS m, a->>1 AS c,"
-            f"   {_instant_sql('(a->>2)::bigint')} AS at"  # NULL for a deletion (JSON null)
-            "   FROM jsonb_array_elements(%s::jsonb) a),"
-            " g AS (SELECT d.m, max(d.at) AS grown, array_agg(d.c) AS cs,"
-            "   max(x.at) FILTER (WHERE d.at IS NULL OR d.at < x.at) AS lost"
-            "   FROM d LEFT JOIN mentor_activity x ON x.mentor_id = d.m AND x.contributor = d.c GROUP BY d.m),"
-            " v AS (SELECT g.m, CASE WHEN g.lost IS NULL OR g.lost < c.last_active_at"
-            "   THEN greatest(c.last_active_at, g.grown)"
-            "   ELSE greatest(g.grown, (SELECT max(x.at) FROM mentor_activity x"
-            "     WHERE x.mentor_id = g.m AND x.contributor <> ALL (g.cs))) END AS latest"
-            "   FROM g JOIN mentor_counts c ON c.mentor_id = g.m)"
-            " UPDATE mentor_counts m SET last_active_at = v.latest, updated_at = now() FROM v"
-            " WHERE m.mentor_id = v.m AND m.last_active_at IS DISTINCT FROM v.latest",
-            [_json(changes)],
-        )
         if upserts:
             await conn.execute(
                 "INSERT INTO mentor_activity (mentor_id, contributor, at)"
@@ -464,12 +445,17 @@ ENTITY_STAGING_TABLE = (
 """The session's staging table for entity states (a temp table: psycopg has no binary dumper for ``"char"``)."""
 
 APPLY_ENTITIES = (
-    "WITH staged AS (DELETE FROM entity_batch RETURNING *)"
-    " INSERT INTO entity_state (kind, id, shard, body) SELECT kind::\"char\", id, shard, body"
-    " FROM staged ORDER BY kind, id"
+    "INSERT INTO entity_state (kind, id, shard, body) SELECT kind::\"char\", id, shard, body"
+    " FROM entity_batch ORDER BY kind, id"
     " ON CONFLICT (kind, id) DO UPDATE SET body = EXCLUDED.body, shard = EXCLUDED.shard"
 )
-"""Upserts the staged states (emptying the staging table): one statement, pipeline-friendly."""
+"""Upserts the staged states: one statement, pipeline-friendly.
+
+The staging table empties when the transaction ends (``ON COMMIT DELETE ROWS``), so a batch stages once
+and leaves it; a caller staging twice in one transaction truncates it between (:func:`write_entities`).
+Deleting the staged rows in the statement itself (``DELETE ... RETURNING``) cost ~10% more per batch of
+15,000 states (measured on this machine's PostgreSQL 15).
+"""
 
 DROP_TAILS = (
     "DELETE FROM entity_tail t USING entity_batch b WHERE t.kind = b.kind::\"char\" AND t.id = b.id"
@@ -519,6 +505,7 @@ async def write_entities(conn: psycopg.AsyncConnection, entities: Iterable[tuple
     if await stage_entities(conn, entities):
         await conn.execute(DROP_TAILS)
         await conn.execute(APPLY_ENTITIES)
+        await conn.execute("TRUNCATE entity_batch")  # the next call in this transaction stages anew
 
 
 async def _done() -> None:
@@ -547,6 +534,36 @@ def _instant_sql(us: str) -> str:
     microseconds after year 2255.
     """
     return f"timestamptz 'epoch' + {us} / 1000000 * interval '1 second' + mod({us}, 1000000) * interval '1 microsecond'"
+
+
+def _activity_changes(effect: Effect) -> list[tuple[str, str, int | None]]:
+    """(mentor, contributor, latest instant in microseconds or None: gone), sorted.
+
+    As JSON with instants in microseconds: psycopg's array dumpers and the datetimes took about a sixth of
+    the commit thread's time in py-spy (make bench-worker).
+    """
+    return sorted((m, c, ts) for (m, c), ts in effect.activity.items())
+
+
+_LATEST_ACTIVITY = (
+    # v: each mentor of the batch's activity changes (the first parameter) and its new last_active_at, read
+    # while mentor_activity still holds the old values. It is the greater of the old maximum and the new
+    # values, unless a value equal to the old maximum went down or away; only then are the mentor's other
+    # contributors read (recomputing every touched mentor from all its rows was 15% of PostgreSQL's time in
+    # make bench-worker). The mentor rows are locked by then, so no other worker moves them meanwhile.
+    "d_act AS (SELECT a->>0 AS m, a->>1 AS c,"
+    f"   {_instant_sql('(a->>2)::bigint')} AS at"  # NULL for a deletion (JSON null)
+    "   FROM jsonb_array_elements(%s::jsonb) a),"
+    " g AS (SELECT d_act.m, max(d_act.at) AS grown, array_agg(d_act.c) AS cs,"
+    "   max(x.at) FILTER (WHERE d_act.at IS NULL OR d_act.at < x.at) AS lost"
+    "   FROM d_act LEFT JOIN mentor_activity x ON x.mentor_id = d_act.m AND x.contributor = d_act.c"
+    "   GROUP BY d_act.m),"
+    " v AS (SELECT g.m, CASE WHEN g.lost IS NULL OR g.lost < c.last_active_at"
+    "   THEN greatest(c.last_active_at, g.grown)"
+    "   ELSE greatest(g.grown, (SELECT max(x.at) FROM mentor_activity x"
+    "     WHERE x.mentor_id = g.m AND x.contributor <> ALL (g.cs))) END AS latest"
+    "   FROM g JOIN mentor_counts c ON c.mentor_id = g.m)"
+)
 
 
 def _json(records: list) -> str:
