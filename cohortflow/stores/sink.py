@@ -199,8 +199,9 @@ class PostgresViews:
                     await conn.execute("SELECT audit_ensure_months(%s::date[])", [months])
                     await conn.execute(audit.APPLY)
                 await self._floors(conn, effect)
-                mentors = await self._mentors(conn, effect)
-                await self._activity(conn, effect)
+                activity = _activity_changes(effect)
+                mentors = await self._mentors(conn, effect, activity)
+                await self._activity(conn, activity)
                 await self._days(conn, effect)
                 await self._global(conn, effect)
                 return await self._badges(conn, effect, mentors)
@@ -298,7 +299,8 @@ class PostgresViews:
                 [_json(pillars)],
             )
 
-    async def _mentors(self, conn: psycopg.AsyncConnection, effect: Effect) -> dict[str, tuple[int, bool]]:
+    async def _mentors(self, conn: psycopg.AsyncConnection, effect: Effect, activity: list[Activity]
+                       ) -> dict[str, tuple[int, bool]]:
         """Apply mentor rows; return mentor -> (pending_reviews, named) for badges that must mirror it."""
         rows = sorted(set(_rows_of(effect, MENTOR_TAG)) | {(MENTOR_TAG, m) for m in effect.mentor_self}
                       | {(MENTOR_TAG, m) for m, _ in effect.activity})
@@ -323,7 +325,7 @@ class PostgresViews:
         # No SELECT ... FOR UPDATE in mentor order before the UPDATE, as floors and days need: the INSERT above
         # already locked every row it met, in that order (ON CONFLICT DO UPDATE locks the conflicting row even
         # where its WHERE is false; the PostgreSQL manual, INSERT). The same UPDATE moves last_active_at
-        # (:func:`_latest_activity`), so each touched mentor row gets one new version per batch, not two.
+        # (:data:`_LATEST_ACTIVITY`), so each touched mentor row gets one new version per batch, not two.
         cur = await conn.execute(
             sql.SQL(
                 "WITH {latest}"
@@ -342,15 +344,14 @@ class PostgresViews:
                 " WHERE m.mentor_id = d.mentor_id"
                 " RETURNING m.mentor_id, m.pending_reviews, m.named, d.pending_reviews <> 0"
             ).format(latest=sql.SQL(_LATEST_ACTIVITY), **_additive(MENTOR_FIELDS, "m")),
-            [_json(_activity_changes(effect)), _json(records)],
+            [_json(activity), _json(records)],
         )
         newly_named = {m for m, named in await named_now.fetchall() if named}
         return {m: (pending, named) for m, pending, named, moved in await cur.fetchall()
                 if named and (moved or m in newly_named)}
 
-    async def _activity(self, conn: psycopg.AsyncConnection, effect: Effect) -> None:
+    async def _activity(self, conn: psycopg.AsyncConnection, changes: list[Activity]) -> None:
         """Write each contributor's latest instant; after :meth:`_mentors`, which read the old ones."""
-        changes = _activity_changes(effect)
         upserts = [change for change in changes if change[2] is not None]
         deletes = [(m, c) for m, c, ts in changes if ts is None]
         if upserts:
@@ -536,7 +537,10 @@ def _instant_sql(us: str) -> str:
     return f"timestamptz 'epoch' + {us} / 1000000 * interval '1 second' + mod({us}, 1000000) * interval '1 microsecond'"
 
 
-def _activity_changes(effect: Effect) -> list[tuple[str, str, int | None]]:
+Activity = tuple[str, str, int | None]
+
+
+def _activity_changes(effect: Effect) -> list[Activity]:
     """(mentor, contributor, latest instant in microseconds or None: gone), sorted.
 
     As JSON with instants in microseconds: psycopg's array dumpers and the datetimes took about a sixth of
