@@ -9,6 +9,10 @@ of memory) is replaced; one that dies before (a port in use, bad settings, a
 missing topic) stops the parent with an error, since another would fail the
 same way. SIGTERM and SIGINT are passed on for a graceful stop, which each
 child gets ``grace`` seconds to finish before it is killed.
+
+Their Prometheus series are shared (:func:`shared_metrics`): each child writes
+its samples to files in one directory (prometheus_client's multiprocess mode),
+and whoever serves ``/metrics`` sums them, so a scrape sees every process.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 
@@ -29,6 +36,7 @@ from cohortflow.errors import CohortflowError
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # prctl(2)
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode: where each process's samples go
 
 
 class ChildStartError(CohortflowError):
@@ -109,6 +117,27 @@ def supervise(target: Callable[..., None], args: tuple, count: int, *, name: str
                 on_exit(proc.pid)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextmanager
+def shared_metrics() -> Iterator[tuple[str, Callable[[int], None]]]:
+    """A fresh directory for the Prometheus samples of the children started inside the block.
+
+    It is put in the environment (:data:`MULTIPROC_DIR`) before any child starts, so
+    each inherits it and writes its series there, and removed with the directory at
+    the end. Yields ``(path, on_exit)``: ``on_exit(pid)`` (for :func:`supervise`) drops a
+    dead child's live gauges; its counters stay in the sums, as Prometheus expects of a
+    counter. Read the sums with ``prometheus_client.multiprocess.MultiProcessCollector(registry, path)``.
+    """
+    from prometheus_client import multiprocess
+
+    path = tempfile.mkdtemp(prefix="cohortflow-metrics-")
+    os.environ[MULTIPROC_DIR] = path
+    try:
+        yield path, lambda pid: multiprocess.mark_process_dead(pid, path)
+    finally:
+        os.environ.pop(MULTIPROC_DIR, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def freeze_heap() -> None:

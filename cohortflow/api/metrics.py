@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cohortflow.processes import MULTIPROC_DIR
 
 
 class Metrics:
-    """The app's own registry (tests build several apps in one process), and its two series."""
+    """The app's own registry (tests build several apps in one process), and its two series.
+
+    Under ``cohortflow api --workers N`` (:data:`~cohortflow.processes.MULTIPROC_DIR` set) the series are
+    written to the processes' shared directory and :meth:`exposition` sums them over every process.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        shared = os.environ.get(MULTIPROC_DIR)
+        self.exposed = self.registry
+        if shared:
+            self.exposed = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self.exposed, path=shared)
         self.requests = Counter("cohortflow_api_requests", "API requests by route template, method and status",
                                 ["route", "method", "status"], registry=self.registry)
         self.latency = Histogram("cohortflow_api_request_seconds", "API request latency by route template and status",
                                  ["route", "method", "status"], registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+
+    def exposition(self) -> bytes:
+        """The text of ``GET /metrics``: this app's series, or every API process's summed."""
+        return generate_latest(self.exposed)
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         route: Any = scope.get("route")

@@ -10,7 +10,9 @@ may bind the port alongside, as the kernel requires for ``SO_REUSEPORT``.
 
 The parent only supervises (:func:`cohortflow.processes.supervise`, as for `cohortflow worker --processes`):
 it restarts a process that dies after it served, stops when one cannot start (the port is taken, the
-settings are bad), and passes SIGTERM/SIGINT on for a graceful stop.
+settings are bad), and passes SIGTERM/SIGINT on for a graceful stop. The processes share their metrics
+(:func:`cohortflow.processes.shared_metrics`): whichever one a scrape of ``GET /metrics`` reaches answers
+with the sums over all of them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import importlib.util
 import socket
 from multiprocessing.synchronize import Event
 
-from cohortflow.processes import ChildStartError, supervise
+from cohortflow.processes import ChildStartError, shared_metrics, supervise
 
 ApiStartError = ChildStartError  # the name earlier releases raised
 
@@ -47,4 +49,5 @@ def _serve_one(host: str, port: int, started: Event) -> None:
 
 def serve(host: str, port: int, workers: int) -> None:
     """Run ``workers`` API processes on ``host:port`` until SIGTERM or SIGINT."""
-    supervise(_serve_one, (host, port), workers, name="cohortflow-api")
+    with shared_metrics() as (_, on_exit):
+        supervise(_serve_one, (host, port), workers, name="cohortflow-api", on_exit=on_exit)

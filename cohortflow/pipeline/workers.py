@@ -12,15 +12,12 @@ most recent value of a live process, or their sum for the cached entities.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from multiprocessing.synchronize import Event
 
-from cohortflow.processes import supervise
+from cohortflow.processes import MULTIPROC_DIR, shared_metrics, supervise
 from cohortflow.settings import Settings, load_settings
 
-MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+__all__ = ["MULTIPROC_DIR", "run_worker", "run_workers"]
 
 
 def run_worker(settings: Settings, serve_metrics: bool, started: Event | None = None) -> None:
@@ -47,23 +44,14 @@ def _child(started: Event) -> None:
 def run_workers(settings: Settings, processes: int, serve_metrics: bool) -> None:
     """``processes`` workers under this process until SIGTERM/SIGINT; ``/metrics`` of all of them here."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    metrics_dir = None
-    on_exit = None
-    if serve_metrics and settings.metrics_port:
-        metrics_dir = tempfile.mkdtemp(prefix="cohortflow-metrics-")
-        os.environ[MULTIPROC_DIR] = metrics_dir  # before any child starts: they inherit it
+    grace = 2 * settings.session_timeout_seconds + 15
+    if not (serve_metrics and settings.metrics_port):
+        supervise(_child, (), processes, name="cohortflow-worker", grace=grace)
+        return
+    with shared_metrics() as (metrics_dir, on_exit):
         from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=metrics_dir)
         start_http_server(settings.metrics_port, registry=registry)
-
-        def on_exit(pid: int) -> None:
-            multiprocess.mark_process_dead(pid, metrics_dir)
-    try:
-        supervise(_child, (), processes, name="cohortflow-worker", grace=2 * settings.session_timeout_seconds + 15,
-                  on_exit=on_exit)
-    finally:
-        if metrics_dir is not None:
-            os.environ.pop(MULTIPROC_DIR, None)
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        supervise(_child, (), processes, name="cohortflow-worker", grace=grace, on_exit=on_exit)
