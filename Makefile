@@ -67,7 +67,7 @@ bench-rebuild: services ## cohortflow rebuild of 1,000,000 records (issue 6); AR
 bench-simulator: services ## Simulator: CPU a published record at 20,000 records/s, median of 3 (issue 5).
 	$(BIN)/python bench/bench_simulator.py $(ARGS)
 
-bench-scaling: services ## Worker records/s and RSS at 10k/50k/200k students, medians of 3 (issue 16), without all of make bench.
+bench-scaling: services ## Worker records/s and RSS at 10k/50k/200k students, medians of 3 (issue 16), without all of make bench; ARGS=--stages: the fold path alone, in-process.
 	$(BIN)/python bench/bench_scaling.py $(ARGS)
 
 bench-api: services ## Read API: p50/p99 at 1,000 req/s (summaries, badges), SSE clients per process (issue 4).
