@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
+from typing import Any
 
 from cohortflow.errors import CohortflowError
 
@@ -127,7 +128,7 @@ def shared_metrics() -> Iterator[tuple[str, Callable[[int], None]]]:
     each inherits it and writes its series there, and removed with the directory at
     the end. Yields ``(path, on_exit)``: ``on_exit(pid)`` (for :func:`supervise`) drops a
     dead child's live gauges; its counters stay in the sums, as Prometheus expects of a
-    counter. Read the sums with ``prometheus_client.multiprocess.MultiProcessCollector(registry, path)``.
+    counter. :func:`summed_registry` reads the sums.
     """
     from prometheus_client import multiprocess
 
@@ -138,6 +139,15 @@ def shared_metrics() -> Iterator[tuple[str, Callable[[int], None]]]:
     finally:
         os.environ.pop(MULTIPROC_DIR, None)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def summed_registry(path: str) -> Any:
+    """A registry whose exposition sums every process's samples in ``path`` (a :func:`shared_metrics` directory)."""
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=path)
+    return registry
 
 
 def freeze_heap() -> None:

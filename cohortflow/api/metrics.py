@@ -6,10 +6,10 @@ import os
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cohortflow.processes import MULTIPROC_DIR
+from cohortflow.processes import MULTIPROC_DIR, summed_registry
 
 
 class Metrics:
@@ -22,10 +22,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         shared = os.environ.get(MULTIPROC_DIR)
-        self.exposed = self.registry
-        if shared:
-            self.exposed = CollectorRegistry()
-            multiprocess.MultiProcessCollector(self.exposed, path=shared)
+        self.exposed = summed_registry(shared) if shared else self.registry
         self.requests = Counter("cohortflow_api_requests", "API requests by route template, method and status",
                                 ["route", "method", "status"], registry=self.registry)
         self.latency = Histogram("cohortflow_api_request_seconds", "API request latency by route template and status",

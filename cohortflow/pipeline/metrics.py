@@ -10,14 +10,15 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from cohortflow.pipeline.observer import BatchReport, Observer
+from cohortflow.processes import MULTIPROC_DIR
 
 
 class PrometheusObserver(Observer):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         # Under `cohortflow worker --processes N` each child writes its series to PROMETHEUS_MULTIPROC_DIR
-        # (cohortflow.pipeline.workers), where a series cannot be removed.
-        self.shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        # (cohortflow.processes.shared_metrics), where a series cannot be removed.
+        self.shared = bool(os.environ.get(MULTIPROC_DIR))
         r = self.registry
         self.records = Counter("cohortflow_records_total", "Accepted records by event type", ["type"], registry=r)
         self.rejected = Counter("cohortflow_rejected_total", "Records sent to the deadletter topic, by reason",

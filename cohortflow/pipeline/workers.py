@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from multiprocessing.synchronize import Event
 
-from cohortflow.processes import MULTIPROC_DIR, shared_metrics, supervise
+from cohortflow.processes import MULTIPROC_DIR, shared_metrics, summed_registry, supervise
 from cohortflow.settings import Settings, load_settings
 
 __all__ = ["MULTIPROC_DIR", "run_worker", "run_workers"]
@@ -49,9 +49,7 @@ def run_workers(settings: Settings, processes: int, serve_metrics: bool) -> None
         supervise(_child, (), processes, name="cohortflow-worker", grace=grace)
         return
     with shared_metrics() as (metrics_dir, on_exit):
-        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+        from prometheus_client import start_http_server
 
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=metrics_dir)
-        start_http_server(settings.metrics_port, registry=registry)
+        start_http_server(settings.metrics_port, registry=summed_registry(metrics_dir))
         supervise(_child, (), processes, name="cohortflow-worker", grace=grace, on_exit=on_exit)
