@@ -78,8 +78,11 @@ def fold_stages(settings: Settings, students: int) -> dict:
                 fold.trim(most - most // 8, set(states))
             seconds["trim"] += time.perf_counter() - clock
             rows["changed entities"] += len(states)
-            for tag, name in ((FLOOR_TAG, "floor rows"), (MENTOR_TAG, "mentor rows")):
-                rows[name] += len({r for r in (*effect.deltas, *effect.as_of, *effect.named) if r[0] == tag})
+            touched = {*effect.deltas, *effect.as_of, *effect.named}  # the view rows of the batch
+            rows["floor rows"] += sum(r[0] == FLOOR_TAG for r in touched)
+            # the mentor rows the sink updates: those with counts, and those whose own details or activity moved
+            rows["mentor rows"] += len({r[1] for r in touched if r[0] == MENTOR_TAG} | set(effect.mentor_self)
+                                       | {m for m, _ in effect.activity})
     finally:
         gc.unfreeze()
     n = len(records)
