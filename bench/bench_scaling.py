@@ -55,6 +55,7 @@ def fold_stages(settings: Settings, students: int) -> dict:
     most, size = settings.cache_max_entities, settings.batch_max_records
     seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
     rows: Counter[str] = Counter()
+    mentors: set[str] = set()
     gc.collect()
     gc.freeze()  # the log itself stays out of the collector's passes, as the worker freezes its heap per batch
     try:
@@ -80,9 +81,11 @@ def fold_stages(settings: Settings, students: int) -> dict:
             rows["changed entities"] += len(states)
             touched = {*effect.deltas, *effect.as_of, *effect.named}  # the view rows of the batch
             rows["floor rows"] += sum(r[0] == FLOOR_TAG for r in touched)
-            # the mentor rows the sink updates: those with counts, and those whose own details or activity moved
-            rows["mentor rows"] += len({r[1] for r in touched if r[0] == MENTOR_TAG} | set(effect.mentor_self)
-                                       | {m for m, _ in effect.activity})
+            # the mentor rows the sink writes: of the mentors with a row by now (named, with counts or own
+            # details, in this batch or before: logins alone make none), those the batch touches
+            mentors |= {r[1] for r in (*effect.deltas, *effect.named) if r[0] == MENTOR_TAG} | set(effect.mentor_self)
+            rows["mentor rows"] += len(mentors & ({r[1] for r in touched if r[0] == MENTOR_TAG}
+                                                  | {m for m, _ in effect.activity}))
     finally:
         gc.unfreeze()
     n = len(records)

@@ -63,8 +63,9 @@ def from_memory(memory: MemoryViews) -> BaseRows:
         for name, n in counts.items():
             if name.startswith("pillar:") and n:
                 out["floor_pillar_counts"][(r[1], r[2], name.removeprefix("pillar:"))] = {"completed": n}
-    mentors = ({r for r in memory.named | set(rows) | set(memory.as_of) if r[0] == MENTOR_TAG}
-               | {(MENTOR_TAG, m) for m in memory.mentor_self} | {(MENTOR_TAG, m) for m in memory.activity})
+    # Logins alone make no mentor row: they stay in mentor_activity (see PostgresViews._mentors).
+    mentors = ({r for r in memory.named | set(rows) if r[0] == MENTOR_TAG}
+               | {(MENTOR_TAG, m) for m in memory.mentor_self})
     for r in mentors:
         counts = rows.get(r, {})
         campus, floor, active = memory.mentor_self.get(r[1], (None, None, None))

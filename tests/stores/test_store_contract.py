@@ -71,6 +71,18 @@ def states(state: State, keys: Iterable) -> dict:
     return {key: (0, state_codec.encode(state.entities[key])) for key in keys}
 
 
+async def commit_comparing(backend: Backend, batches: list[list]) -> None:
+    """Commit each batch in turn; after each, the views equal the recomputation of every event so far."""
+    state, fold, done = State(), Fold(FoldConfig()), []
+    for number, events in enumerate(batches):
+        effect = fold.apply(events, state)
+        done += events
+        keys = {entity_key(e) for e in events}
+        await backend.store.commit(effect, Commit(states(state, keys), {0: number}, {}))
+        problems = compare(backend.read_views(), oracle.recompute(done))
+        assert not problems, f"after batch {number + 1}: " + "\n".join(problems[:10])
+
+
 async def test_offsets_are_compare_and_set(backend: Backend) -> None:
     store = backend.store
     assert await store.offsets([TP]) == {}
@@ -192,11 +204,21 @@ async def test_a_mentors_last_activity_moves_back_when_its_latest_review_is_corr
         [review("r4", 65, "s3", "d", "m2")],  # s3's latest for m1 falls to 20, below s2's 30: m1 at 30
         [review("r2", 70, "s2", "b", "m2"), review("r3", 75, "s3", "c", "m2")],  # m1 has no review left
     ]
-    state, fold, done = State(), Fold(FoldConfig()), []
-    for number, events in enumerate(batches):
-        effect = fold.apply(events, state)
-        done += events
-        keys = {entity_key(e) for e in events}
-        await backend.store.commit(effect, Commit(states(state, keys), {0: number}, {}))
-        problems = compare(backend.read_views(), oracle.recompute(done))
-        assert not problems, f"after batch {number + 1}: " + "\n".join(problems[:10])
+    await commit_comparing(backend, batches)
+
+
+async def test_a_user_who_logged_in_before_being_named_a_mentor_is_last_active_at_its_latest_login(
+        backend: Backend) -> None:
+    """Logins alone make no mentor row; the row a later naming creates starts from them, and moves on after."""
+    def login(minutes: float) -> object:
+        return ev("login.succeeded", at(minutes), user_id="u1", role="mentor")
+
+    batches = [
+        [login(10), login(5)],
+        [login(3)],  # not the latest
+        [ev("student.assigned", at(1), student_id="s1", mentor_id="u1")],  # named, no activity in the batch
+        [login(2), ev("student.assigned", at(4), student_id="s2", mentor_id="u1")],
+        [login(12)],  # a named mentor's login alone
+    ]
+    await commit_comparing(backend, batches)
+    assert backend.read_views()["mentor_summary"]["u1"]["last_active_at"] == at(12)
