@@ -30,9 +30,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cohortflow.errors import CohortflowError
+
+if TYPE_CHECKING:  # prometheus_client loads only where metrics are served
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +144,7 @@ def shared_metrics() -> Iterator[tuple[str, Callable[[int], None]]]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def summed_registry(path: str) -> Any:
+def summed_registry(path: str) -> CollectorRegistry:
     """A registry whose exposition sums every process's samples in ``path`` (a :func:`shared_metrics` directory)."""
     from prometheus_client import CollectorRegistry, multiprocess
 
