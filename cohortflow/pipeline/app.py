@@ -116,6 +116,19 @@ class BatchConsumer(faust_aiokafka.Consumer):
         return BatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised end to end
+        try:
+            await self._drain(fetcher)
+        except asyncio.CancelledError:
+            # Faust's fetcher takes a cancel during a rebalance for a rebalance restart and crashes the app: a
+            # stop landing while the group joins (no callback of ours running) then ended with exit 1. The
+            # app's stop cancels the fetcher; that is a stop, whatever the group is doing.
+            if self.app.should_stop:
+                if self.app.rebalancing:
+                    log.info("stopping mid-rebalance: the fetcher ends (not a rebalance restart)")
+                return
+            raise
+
+    async def _drain(self, fetcher: Any) -> None:  # pragma: no cover - exercised end to end
         runtime: Runtime = self.app.runtime  # type: ignore[attr-defined]
         consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set
         while not (consumer_stopped() or fetcher_stopped()):
